@@ -1,0 +1,173 @@
+"""The partition engine: puts events in event-time order and lets time pass for every customer.
+
+One engine owns the customers of one input partition (in replay, of the whole file,
+or of one simulated partition). It holds:
+
+- a **reorder buffer**: events wait until the *watermark* passes them, then are
+  released in ``(event time, type, event_id)`` order. The watermark is the lowest,
+  over the input sources that are not idle, of the newest event time seen, less
+  ``reorder_seconds``. Taking the minimum over sources (Flink's rule) means two
+  topics consumed at different speeds still merge in time order, so the Kafka path
+  and a replay of the same events apply them in the same order;
+- a **deadline queue**: the next moment each customer's state changes with no new
+  event (an invoice passes due, or due + grace with money open). Deadlines are
+  processed in time order between released events, so labels resolve, the model
+  learns and alerts fire at the same point of the stream wherever this runs.
+
+An event older than the stream time (later than the reorder window allows) is not
+dropped: it is applied at once and its Step is marked ``late``. Events far ahead of
+the stream are refused (see ``ScoringConfig.max_future_days``).
+
+Wall-clock time enters only as an argument (``wall``), for idle detection.
+"""
+
+from __future__ import annotations
+
+import heapq
+import math
+from collections.abc import MutableMapping
+from dataclasses import dataclass
+
+from models.config import DAY, ScoringConfig
+from models.model import OnlineModel
+from models.processor import REJECTED, Processor, Step
+from models.state import CustomerState, next_deadline
+from schemas.events import Event
+
+TYPE_ORDER = {"invoice.issued": 0, "invoice.disputed": 1, "invoice.dispute_resolved": 2,
+              "invoice.adjusted": 3, "payment.received": 4}
+"""Tie-break at equal event time: an invoice exists before it is paid."""
+
+
+@dataclass(slots=True)
+class Pending:
+    event: Event
+    source: str
+    offset: int
+    wall: float
+
+
+class Engine:
+    """Event-time ordering, deadlines and customer steps for one partition.
+
+    ``store`` maps customer_id to state (a dict in replay, a Faust table in the worker).
+    """
+
+    def __init__(self, cfg: ScoringConfig, model: OnlineModel,
+                 store: MutableMapping[str, CustomerState], *, sources: tuple[str, ...],
+                 reorder_seconds: float = 0.0, idle_seconds: float = math.inf,
+                 wall: float = 0.0) -> None:
+        self.cfg = cfg
+        self.processor = Processor(cfg, model)
+        self.store = store
+        self.sources = sources
+        self.reorder_seconds = reorder_seconds
+        self.idle_seconds = idle_seconds
+        self.max_seen: dict[str, float] = {}
+        self.last_arrival = dict.fromkeys(sources, wall)
+        self.stream_time = -math.inf
+        self._buffer: list[tuple[float, int, str, int, Pending]] = []
+        self._deadlines: list[tuple[float, str]] = []
+        self._scheduled: dict[str, float] = {}
+        self._seq = 0
+
+    @property
+    def model(self) -> OnlineModel:
+        return self.processor.model
+
+    @property
+    def buffered(self) -> int:
+        return len(self._buffer)
+
+    def watermark(self, wall: float) -> float:
+        """Event time up to which every source has (probably) delivered everything."""
+        active = [self.max_seen.get(s, -math.inf) for s in self.sources
+                  if wall - self.last_arrival.get(s, wall) < self.idle_seconds]
+        if not active:
+            active = list(self.max_seen.values()) or [-math.inf]
+        return min(active) - self.reorder_seconds
+
+    def submit(self, event: Event, source: str, offset: int = -1, wall: float = 0.0) -> list[Step]:
+        """Take one decoded event; return the steps of everything it released."""
+        at = event.at.timestamp()
+        reference = max(self.max_seen.values(), default=None)
+        if reference is not None and at > reference + self.cfg.max_future_days * DAY:
+            return [Step(event.customer_id, REJECTED, at,
+                         f"event time is more than {self.cfg.max_future_days:g} days ahead "
+                         f"of the stream", event)]
+        self.last_arrival[source] = wall
+        self.max_seen[source] = max(self.max_seen.get(source, -math.inf), at)
+        item = Pending(event, source, offset, wall)
+        if at < self.stream_time:
+            steps = self._advance_to(at)
+            return steps + self._apply(item)
+        self._seq += 1
+        heapq.heappush(self._buffer, (at, TYPE_ORDER[event.type], event.event_id, self._seq, item))
+        return self._release(self.watermark(wall))
+
+    def tick(self, wall: float) -> list[Step]:
+        """Called periodically (live mode): releases what idle sources were holding back."""
+        return self._release(self.watermark(wall))
+
+    def flush(self) -> list[Step]:
+        """End of input (replay): release everything and let time reach the last event."""
+        return self._release(max(self.max_seen.values(), default=-math.inf))
+
+    def resume_offsets(self) -> dict[str, int]:
+        """Per source, the lowest offset still buffered (not yet applied), if any."""
+        low: dict[str, int] = {}
+        for *_, item in self._buffer:
+            if item.offset >= 0:
+                low[item.source] = min(item.offset, low.get(item.source, item.offset))
+        return low
+
+    def schedule(self, state: CustomerState) -> None:
+        """(Re)compute a customer's next deadline; call after loading state from storage."""
+        when = next_deadline(state, self.stream_time, self.cfg)
+        if when is None:
+            self._scheduled.pop(state.customer_id, None)
+            return
+        if self._scheduled.get(state.customer_id) != when:
+            self._scheduled[state.customer_id] = when
+            heapq.heappush(self._deadlines, (when, state.customer_id))
+
+    # --- internals ----------------------------------------------------------------------
+
+    def _release(self, watermark: float) -> list[Step]:
+        steps: list[Step] = []
+        while self._buffer and self._buffer[0][0] <= watermark:
+            at, *_, item = heapq.heappop(self._buffer)
+            steps += self._advance_to(at, inclusive=False)
+            self.stream_time = max(self.stream_time, at)
+            steps += self._apply(item)
+        if watermark > self.stream_time and math.isfinite(watermark):
+            steps += self._advance_to(watermark)
+            self.stream_time = watermark
+        return steps
+
+    def _advance_to(self, now: float, inclusive: bool = True) -> list[Step]:
+        """Process every customer deadline before ``now`` (or at it, if inclusive)."""
+        steps: list[Step] = []
+        while self._deadlines and (self._deadlines[0][0] < now
+                                   or (inclusive and self._deadlines[0][0] == now)):
+            when, customer_id = heapq.heappop(self._deadlines)
+            if self._scheduled.get(customer_id) != when:
+                continue  # superseded
+            del self._scheduled[customer_id]
+            state = self.store.get(customer_id)
+            if state is None:
+                continue
+            step = self.processor.advance(state, when)
+            if step is not None:
+                self.store[customer_id] = state
+                steps.append(step)
+            self.schedule(state)
+        return steps
+
+    def _apply(self, item: Pending) -> list[Step]:
+        event = item.event
+        position = (item.source, item.offset) if item.offset >= 0 else None
+        state, step = self.processor.apply(self.store.get(event.customer_id), event, position)
+        self.store[event.customer_id] = state
+        self.schedule(state)
+        return [step]

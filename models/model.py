@@ -1,0 +1,168 @@
+"""The online late-payment model: a River pipeline with delayed labels and progressive validation.
+
+``predict`` is called at invoice issue on a feature snapshot; ``learn`` is called
+on that same snapshot once the invoice's outcome is known. Before each learn, the
+prediction that was made *at issue* is scored (progressive validation), so the
+metrics measure what the model really knew when it mattered.
+"""
+
+from __future__ import annotations
+
+import math
+import pickle
+from array import array
+from collections.abc import Callable
+from dataclasses import dataclass, field
+from typing import Any
+
+from river import compose, linear_model, metrics, optim, preprocessing
+
+from models.features import FEATURE_NAMES, as_dict
+
+CHECKPOINT_MAGIC = b"ARSCORE-MODEL\x01"
+PRIOR_WEIGHT = 200.0
+"""Until the model has seen this many labels its output is blended with the prior (cold start)."""
+
+
+def logistic_pipeline() -> Any:
+    """The baseline: standardised features into a logistic regression trained by SGD."""
+    return compose.Pipeline(
+        preprocessing.StandardScaler(),
+        linear_model.LogisticRegression(optimizer=optim.SGD(0.02), l2=1e-4),
+    )
+
+
+PIPELINES: dict[str, Callable[[], Any]] = {"logreg": logistic_pipeline}
+
+
+@dataclass
+class Calibration:
+    """Reliability table: per decile of predicted p, how many, mean predicted, share late."""
+
+    n: list[int] = field(default_factory=lambda: [0] * 10)
+    sum_p: list[float] = field(default_factory=lambda: [0.0] * 10)
+    sum_y: list[int] = field(default_factory=lambda: [0] * 10)
+
+    def update(self, p: float, y: int) -> None:
+        i = min(int(p * 10), 9)
+        self.n[i] += 1
+        self.sum_p[i] += p
+        self.sum_y[i] += y
+
+    def ece(self) -> float:
+        """Expected calibration error: sample-weighted gap between predicted and observed."""
+        total = sum(self.n)
+        if not total:
+            return 0.0
+        return sum(abs(sp - sy) for sp, sy in zip(self.sum_p, self.sum_y, strict=True)) / total
+
+
+@dataclass
+class Progressive:
+    """Progressive-validation metrics over every resolved label."""
+
+    auc: Any = field(default_factory=lambda: metrics.ROCAUC(n_thresholds=50))
+    logloss: Any = field(default_factory=metrics.LogLoss)
+    brier_sum: float = 0.0
+    n: int = 0
+    n_late: int = 0
+    calibration: Calibration = field(default_factory=Calibration)
+
+    def update(self, p: float, y: int) -> None:
+        self.auc.update(bool(y), {True: p, False: 1.0 - p})
+        self.logloss.update(bool(y), {True: p, False: 1.0 - p})
+        self.brier_sum += (p - y) ** 2
+        self.n += 1
+        self.n_late += y
+        self.calibration.update(p, y)
+
+    def summary(self) -> dict[str, float]:
+        return {
+            "labels": float(self.n),
+            "late_rate": self.n_late / self.n if self.n else 0.0,
+            "roc_auc": float(self.auc.get()) if self.n else 0.5,
+            "log_loss": float(self.logloss.get()) if self.n else 0.0,
+            "brier": self.brier_sum / self.n if self.n else 0.0,
+            "ece": self.calibration.ece(),
+        }
+
+
+class OnlineModel:
+    """Predict P(late) for a feature snapshot; learn once its label is known.
+
+    >>> from array import array
+    >>> m = OnlineModel(prior=0.3)
+    >>> x = array("d", [0.0] * len(FEATURE_NAMES))
+    >>> round(m.predict(x), 3)  # no labels yet: the prior
+    0.3
+    >>> m.learn(x, 1, p_at_issue=0.3)
+    >>> m.labels_seen
+    1
+    """
+
+    def __init__(self, kind: str = "logreg", prior: float = 0.3, origin: str = "fresh") -> None:
+        if kind not in PIPELINES:
+            raise ValueError(f"unknown model kind {kind!r}; known: {', '.join(PIPELINES)}")
+        self.kind = kind
+        self.prior = prior
+        self.origin = origin
+        self.pipeline = PIPELINES[kind]()
+        self.labels_seen = 0
+        self.progressive = Progressive()
+
+    @property
+    def version(self) -> str:
+        """Names the model a score came from: kind, where it started, labels learned since."""
+        return f"{self.kind}:{self.origin}"
+
+    def predict(self, x: array) -> float:  # type: ignore[type-arg]
+        """P(late) for the invoice described by ``x``, blended with the prior while young."""
+        raw = self.pipeline.predict_proba_one(as_dict(x)).get(True, self.prior)
+        w = self.labels_seen / (self.labels_seen + PRIOR_WEIGHT)
+        p = w * float(raw) + (1.0 - w) * self.prior
+        return min(max(p, 1e-4), 1.0 - 1e-4)
+
+    def learn(self, x: array, y: int, p_at_issue: float) -> None:  # type: ignore[type-arg]
+        """Score the prediction made at issue, then train on the snapshot."""
+        self.progressive.update(p_at_issue, y)
+        self.pipeline.learn_one(as_dict(x), bool(y))
+        self.labels_seen += 1
+
+    def contributions(self, x: array) -> dict[str, float] | None:  # type: ignore[type-arg]
+        """Per-feature push on the log-odds (weight x standardised value), for reasons.
+
+        Returns None for pipelines that are not a scaler + linear model.
+        """
+        steps = list(self.pipeline.steps.values())
+        if len(steps) != 2 or not hasattr(steps[1], "weights"):
+            return None
+        scaled = steps[0].transform_one(as_dict(x))
+        weights = steps[1].weights
+        return {name: weights.get(name, 0.0) * value for name, value in scaled.items()
+                if math.isfinite(value)}
+
+    # --- checkpoints ----------------------------------------------------------------
+
+    def to_bytes(self) -> bytes:
+        """A checkpoint: magic header + pickle. Load only checkpoints you wrote yourself."""
+        state = {"kind": self.kind, "prior": self.prior, "origin": self.origin,
+                 "pipeline": self.pipeline, "labels_seen": self.labels_seen,
+                 "progressive": self.progressive, "features": FEATURE_NAMES}
+        return CHECKPOINT_MAGIC + pickle.dumps(state, protocol=pickle.HIGHEST_PROTOCOL)
+
+    @classmethod
+    def from_bytes(cls, raw: bytes, origin: str | None = None) -> OnlineModel:
+        """Inverse of :meth:`to_bytes`; refuses files that are not arscore checkpoints."""
+        if not raw.startswith(CHECKPOINT_MAGIC):
+            raise ValueError("not an arscore model checkpoint (bad header)")
+        try:
+            state = pickle.loads(raw[len(CHECKPOINT_MAGIC):])  # noqa: S301 - own checkpoints only
+        except Exception as exc:  # a truncated or corrupt file
+            raise ValueError(f"corrupt model checkpoint: {exc}") from exc
+        if tuple(state["features"]) != FEATURE_NAMES:
+            raise ValueError("checkpoint was trained on a different feature set")
+        model = cls(state["kind"], state["prior"], origin or state["origin"])
+        model.pipeline = state["pipeline"]
+        model.labels_seen = state["labels_seen"]
+        model.progressive = state["progressive"]
+        return model

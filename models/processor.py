@@ -1,0 +1,163 @@
+"""One customer, one step: apply an event (or the passing of time) and say what came out.
+
+This is the per-event pure function of the design: ``(state, event, now) -> (state,
+outputs)``. It calls the state transitions, the model (predict at issue, learn when
+labels resolve), scoring and the alert policy. The partition-level engine decides
+*when* each step runs; this module decides *what* it does.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+from datetime import UTC, datetime
+
+from models import state as st
+from models.alerts import alert_id, decide, track_p
+from models.config import DAY, ScoringConfig
+from models.features import features
+from models.model import OnlineModel
+from models.money import to_str, to_units
+from models.scoring import max_days_past_due, next_band, overdue_units, priority_units
+from models.scoring import reasons as explain
+from models.scoring import treatment as suggest
+from schemas.events import (
+    Event,
+    InvoiceAdjusted,
+    InvoiceDisputed,
+    InvoiceDisputeResolved,
+    InvoiceIssued,
+    PaymentReceived,
+)
+from schemas.records import BANDS, AlertRecord, ScoreRecord
+
+OK, DUPLICATE, REJECTED = "ok", "duplicate", "rejected"
+
+
+@dataclass(slots=True)
+class Step:
+    """What one step did: its status, and the score, alerts and labels it produced."""
+
+    customer_id: str
+    status: str
+    at: float
+    reason: str | None = None
+    event: Event | None = None
+    score: ScoreRecord | None = None
+    alerts: list[AlertRecord] = field(default_factory=list)
+    labels: list[st.Label] = field(default_factory=list)
+    late: bool = False
+
+
+def iso(ts: float) -> str:
+    """Event-time seconds as RFC 3339 UTC."""
+    return datetime.fromtimestamp(ts, UTC).isoformat().replace("+00:00", "Z")
+
+
+class Processor:
+    """Applies events to customer states with one model and one scoring configuration."""
+
+    def __init__(self, cfg: ScoringConfig, model: OnlineModel) -> None:
+        self.cfg = cfg
+        self.model = model
+
+    def apply(self, state: st.CustomerState | None, event: Event,
+              position: tuple[str, int] | None = None) -> tuple[st.CustomerState, Step]:
+        """Apply one event. ``position`` (source partition, offset) guards against redelivery.
+
+        The state passed in is updated in place and returned: write it back.
+        """
+        s = state if state is not None else st.CustomerState(event.customer_id)
+        at = event.at.timestamp()
+        if position is not None and s.offsets.get(position[0], -1) >= position[1]:
+            return s, Step(s.customer_id, DUPLICATE, at, "offset already applied", event)
+        if st.seen_before(s, event.event_id):
+            self._mark(s, event, position)
+            return s, Step(s.customer_id, DUPLICATE, at, "event_id already applied", event)
+        late = at < s.last_event
+        labels, went_overdue = st.advance(s, at, self.cfg)
+        try:
+            st.touch(s, at, getattr(event, "currency", None))
+            labels += self._transition(s, event, at)
+        except st.Rejected as exc:
+            self._learn(labels)
+            self._mark(s, event, position)
+            return s, Step(s.customer_id, REJECTED, at, str(exc), event)
+        self._mark(s, event, position)
+        step = self._finish(s, at, event.event_id, labels, went_overdue)
+        step.event, step.late = event, late
+        return s, step
+
+    def advance(self, s: st.CustomerState, now: float) -> Step | None:
+        """Let event time pass for this customer; a Step only if something changed."""
+        labels, went_overdue = st.advance(s, now, self.cfg)
+        if not labels and not went_overdue:
+            return None
+        trigger = f"time:{iso(now)}"
+        return self._finish(s, now, trigger, labels, went_overdue)
+
+    # --- internals ----------------------------------------------------------------------
+
+    def _mark(self, s: st.CustomerState, event: Event, position: tuple[str, int] | None) -> None:
+        st.remember(s, event.event_id, self.cfg)
+        if position is not None:
+            s.offsets[position[0]] = max(position[1], s.offsets.get(position[0], -1))
+
+    def _transition(self, s: st.CustomerState, event: Event, at: float) -> list[st.Label]:
+        cfg = self.cfg
+        if isinstance(event, InvoiceIssued):
+            units = to_units(event.amount)
+            due = event.due_at.timestamp()
+            x = features(s, at, cfg, units, (due - at) / DAY)
+            return st.issue_invoice(s, event.invoice_id, at, due, units, x,
+                                    self.model.predict(x), cfg)
+        if isinstance(event, PaymentReceived):
+            return st.receive_payment(s, to_units(event.amount), at, event.invoice_ids, cfg)
+        if isinstance(event, InvoiceAdjusted):
+            return st.adjust_invoice(s, event.invoice_id, to_units(event.amount), at,
+                                     event.kind, cfg)
+        if isinstance(event, InvoiceDisputed | InvoiceDisputeResolved):
+            st.set_disputed(s, event.invoice_id, isinstance(event, InvoiceDisputed))
+            return []
+        raise st.Rejected(f"unsupported event {type(event).__name__}")
+
+    def _learn(self, labels: list[st.Label]) -> None:
+        for label in labels:
+            self.model.learn(label.x, label.y, label.p_at_issue)
+
+    def _finish(self, s: st.CustomerState, now: float, trigger: str,
+                labels: list[st.Label], went_overdue: list[st.Invoice]) -> Step:
+        self._learn(labels)
+        cfg = self.cfg
+        x = features(s, now, cfg)
+        p = self.model.predict(x)
+        prev_band = s.band
+        band = next_band(prev_band, p, cfg)
+        why = explain(s, x, now, self.model.contributions(x), cfg)
+        low = track_p(s, p, now, cfg)
+        drafts = decide(s, prev_band=prev_band, band=band, p=p, low=low, now=now,
+                        trigger=trigger, went_overdue=went_overdue, cfg=cfg, reasons=why)
+        previous_p = s.p if s.p >= 0 else p
+        s.band, s.p = band, p
+        max_dpd = max_days_past_due(s, now)
+        only_disputed = bool(s.invoices) and all(i.disputed for i in s.invoices.values())
+        action = suggest(band, max_dpd, only_disputed)
+        priority = to_str(priority_units(s, now, cfg))
+        when = iso(now)
+        score = ScoreRecord(
+            customer_id=s.customer_id, scored_at=when, event_id=trigger, p_late=round(p, 6),
+            band=BANDS[band], priority=priority, open_amount=to_str(s.open_units),
+            overdue_amount=to_str(overdue_units(s, now)), currency=s.currency,
+            open_invoices=len(s.invoices), low_confidence=s.n_labels < cfg.min_labels_confident,
+            treatment=action, model_version=self.model.version,
+            labels_seen=self.model.labels_seen, reasons=why,
+        )
+        alerts = [
+            AlertRecord(
+                alert_id=alert_id(s.customer_id, d.kind, d.trigger), kind=d.kind,
+                customer_id=s.customer_id, raised_at=when, band=BANDS[band], p_late=round(p, 6),
+                previous_p_late=round(previous_p, 6), priority=priority, treatment=action,
+                message=d.message, invoice_id=d.invoice_id, reasons=why,
+            )
+            for d in drafts
+        ]
+        return Step(s.customer_id, OK, now, score=score, alerts=alerts, labels=labels)

@@ -1,0 +1,144 @@
+"""From state and model to what a collector sees: p_late, band, priority, reasons, treatment."""
+
+from __future__ import annotations
+
+from array import array
+
+from models.config import DAY, ScoringConfig
+from models.features import FEATURE_NAMES
+from models.money import to_str, to_units
+from models.state import CustomerState
+from schemas.records import BANDS, Reason
+
+_IDX = {name: i for i, name in enumerate(FEATURE_NAMES)}
+
+
+def next_band(previous: int, p: float, cfg: ScoringConfig) -> int:
+    """Band with hysteresis: up as soon as a cut-off is reached, down only clearly below it.
+
+    >>> cfg = ScoringConfig()
+    >>> next_band(2, 0.48, cfg), next_band(2, 0.44, cfg), next_band(1, 0.5, cfg)
+    (2, 1, 2)
+    """
+    raw = cfg.band_for(p)
+    if raw >= previous:
+        return raw
+    band = previous
+    while band > raw and p < cfg.band_cutoffs[band - 1] - cfg.band_hysteresis:
+        band -= 1
+    return band
+
+
+def priority_units(state: CustomerState, now: float, cfg: ScoringConfig) -> int:
+    """Money at risk: open amount x that invoice's p_late (1.0 once past due + grace)."""
+    horizon = cfg.grace_days * DAY
+    total = 0.0
+    for inv in state.invoices.values():
+        p = 1.0 if now > inv.due + horizon else inv.p_late
+        total += inv.open * p
+    return int(round(total))
+
+
+def overdue_units(state: CustomerState, now: float) -> int:
+    return sum(inv.open for inv in state.invoices.values() if now > inv.due)
+
+
+def max_days_past_due(state: CustomerState, now: float) -> float:
+    return max([(now - inv.due) / DAY for inv in state.invoices.values()] + [0.0])
+
+
+def treatment(band: int, max_dpd: float, disputed_only: bool = False) -> str:
+    """The suggested next action for a collector.
+
+    >>> treatment(0, 0.0), treatment(1, 3.0), treatment(2, 0.0), treatment(3, 10.0), treatment(3, 75.0)
+    ('none', 'friendly_reminder', 'call', 'escalate', 'credit_hold')
+    """
+    if disputed_only:
+        return "none"
+    if band >= 3:
+        return "credit_hold" if max_dpd > 60 else "escalate"
+    if band == 2:
+        return "call"
+    if band == 1 or max_dpd > 0:
+        return "friendly_reminder"
+    return "none"
+
+
+def _money(units: float, currency: str | None) -> str:
+    text = to_str(int(units))
+    return f"{text} {currency}" if currency else text
+
+
+def _explain(name: str, state: CustomerState, x: array, now: float) -> str | None:  # type: ignore[type-arg]
+    """Plain words for one feature, from the state (never from model internals)."""
+    s, v = state, x[_IDX[name]]
+    if name == "late_ratio" or name == "history_log":
+        if not s.n_labels:
+            return "no payment history yet"
+        return f"{s.n_late} of the last {s.n_labels} invoices paid late"
+    if name in ("avg_days_late", "weighted_days_late", "ewma_days_late"):
+        return f"{v:.0f} days late on average" if v >= 0.5 else None
+    if name == "recent_days_late":
+        return f"last invoices paid {v:.0f} days late on average" if v >= 0.5 else None
+    if name == "lateness_trend":
+        return f"paying {v:.0f} days later than before" if v >= 1 else None
+    if name in ("overdue_share", "aging_1_30", "aging_31_60", "aging_61_90", "aging_90_plus",
+                "max_days_past_due"):
+        overdue = overdue_units(s, now)
+        if not overdue:
+            return None
+        return (f"{_money(overdue, s.currency)} overdue, oldest "
+                f"{max_days_past_due(s, now):.0f} days past due")
+    if name in ("open_amount_log", "open_count_log"):
+        return f"{len(s.invoices)} open invoices totalling {_money(s.open_units, s.currency)}"
+    if name == "partial_ratio":
+        return f"settles {v:.0%} of invoices in several payments" if v > 0 else None
+    if name in ("dispute_ratio", "open_disputed"):
+        return f"{s.n_disputes} invoices disputed" if s.n_disputes else None
+    if name == "days_since_payment_log" and s.last_payment:
+        return f"no payment for {(now - s.last_payment) / DAY:.0f} days"
+    if name == "terms_months":
+        return f"long payment terms ({v * 30:.0f} days)" if v > 1.2 else None
+    if name == "tenure_log":
+        return "new customer" if v < 4.0 else None
+    return None
+
+
+def reasons(state: CustomerState, x: array, now: float,  # type: ignore[type-arg]
+            contributions: dict[str, float] | None, cfg: ScoringConfig,
+            limit: int = 3) -> tuple[Reason, ...]:
+    """The top factors pushing this customer towards late payment, in plain words.
+
+    Uses the model's per-feature contributions when it has them; otherwise (cold start,
+    non-linear model) a fixed ranking of the risk signals in the state.
+    """
+    if contributions is None:
+        contributions = {
+            "late_ratio": x[_IDX["late_ratio"]] - cfg.prior_late_rate,
+            "avg_days_late": x[_IDX["avg_days_late"]] / 10.0,
+            "max_days_past_due": x[_IDX["max_days_past_due"]],
+            "lateness_trend": x[_IDX["lateness_trend"]] / 10.0,
+            "open_disputed": x[_IDX["open_disputed"]],
+        }
+    ranked = sorted(contributions.items(), key=lambda kv: (-kv[1], kv[0]))
+    out: list[Reason] = []
+    texts: set[str] = set()
+    for name, weight in ranked:
+        if weight <= 0 or len(out) >= limit:
+            break
+        text = _explain(name, state, x, now)
+        if text and text not in texts:
+            texts.add(text)
+            out.append(Reason(code=name, text=text, weight=round(weight, 4)))
+    if out:
+        return tuple(out)
+    if state.n_labels and not state.n_late:
+        return (Reason("on_time", "pays on time", 0.0),)
+    return ()
+
+
+def band_name(band: int) -> str:
+    return BANDS[band]
+
+
+__all__ = ["band_name", "next_band", "priority_units", "reasons", "to_units", "treatment"]

@@ -1,0 +1,378 @@
+"""A customer's payment-behaviour state and the transitions that events cause.
+
+The state is data: small, bounded (recent histories are capped, older ones live on
+as aggregates) and serialisable. Transitions take the state, mutate it and return
+what happened (labels resolved, invoices that went overdue); the caller owns the
+state it passes in and must write it back. Money is in integer units (see
+:mod:`models.money`); times are event-time epoch seconds.
+
+Invariant kept by every transition (tested as a property)::
+
+    billed - adjusted - received == open - credit - unapplied
+"""
+
+from __future__ import annotations
+
+import hashlib
+from array import array
+from dataclasses import dataclass, field
+
+from models.config import DAY, ScoringConfig
+
+
+class Rejected(ValueError):
+    """A valid event that this customer's state cannot take (currency mismatch, unknown invoice...)."""
+
+
+def id_hash(value: str) -> int:
+    """A stable 63-bit hash of an id (Python's ``hash`` is salted per process, this is not).
+
+    >>> id_hash("ev-1") == id_hash("ev-1")
+    True
+    """
+    return int.from_bytes(hashlib.blake2b(value.encode(), digest_size=8).digest(), "big") >> 1
+
+
+@dataclass(slots=True)
+class Invoice:
+    """An open invoice (or one whose label resolved late while money is still open)."""
+
+    invoice_id: str
+    issued: float
+    due: float
+    amount: int
+    open: int
+    p_late: float
+    """The model's prediction at issue: used for priority and scored when the label resolves."""
+    x: array | None  # type: ignore[type-arg]
+    """Feature snapshot at issue; dropped once learned, so a label is learned once."""
+    label: int | None = None
+    disputed: bool = False
+    ever_disputed: bool = False
+    payments: int = 0
+    last_paid: float = 0.0
+    overdue_noticed: bool = False
+
+
+@dataclass(frozen=True, slots=True)
+class Label:
+    """An invoice's outcome became known: learn ``y`` on the snapshot ``x`` taken at issue."""
+
+    invoice_id: str
+    x: array  # type: ignore[type-arg]
+    y: int
+    p_at_issue: float
+    resolved_at: float
+
+
+@dataclass(slots=True)
+class Held:
+    """Cash received for invoices not yet seen, applied when they arrive."""
+
+    invoice_ids: list[str]
+    units: int
+    received: float
+
+
+@dataclass(slots=True)
+class CustomerState:
+    """Everything arscore knows about one customer. Bounded in size whatever the history."""
+
+    customer_id: str
+    currency: str | None = None
+    invoices: dict[str, Invoice] = field(default_factory=dict)
+    closed: array = field(default_factory=lambda: array("q"))  # type: ignore[type-arg]
+    seen: array = field(default_factory=lambda: array("q"))  # type: ignore[type-arg]
+    held: list[Held] = field(default_factory=list)
+    credit: int = 0
+    credit_at: float = 0.0
+    # ledger totals: the conservation invariant is stated over these
+    billed: int = 0
+    received: int = 0
+    adjusted: int = 0
+    # behaviour aggregates (all history, bounded size)
+    n_invoices: int = 0
+    n_paid: int = 0
+    n_labels: int = 0
+    n_late: int = 0
+    n_partial: int = 0
+    n_disputes: int = 0
+    sum_days_late: float = 0.0
+    sum_days_late_w: float = 0.0
+    sum_w: float = 0.0
+    sum_days_to_pay: float = 0.0
+    sum_terms_days: float = 0.0
+    ewma_days_late: float = 0.0
+    recent: array = field(default_factory=lambda: array("d"))  # type: ignore[type-arg]
+    first_seen: float = 0.0
+    last_event: float = 0.0
+    last_payment: float = 0.0
+    # score and alert memory
+    band: int = 0
+    p: float = -1.0
+    p_hist: list[tuple[float, float]] = field(default_factory=list)
+    alert_at: dict[str, float] = field(default_factory=dict)
+    # idempotency: highest source offset applied, per input partition
+    offsets: dict[str, int] = field(default_factory=dict)
+
+    @property
+    def open_units(self) -> int:
+        return sum(inv.open for inv in self.invoices.values())
+
+    @property
+    def unapplied_units(self) -> int:
+        return sum(h.units for h in self.held)
+
+    def conserved(self) -> bool:
+        """The money invariant; true after any sequence of transitions."""
+        lhs = self.billed - self.adjusted - self.received
+        return lhs == self.open_units - self.credit - self.unapplied_units
+
+
+# --- idempotency ---------------------------------------------------------------------
+
+
+def _remember(ring: array, value: int, cap: int) -> None:  # type: ignore[type-arg]
+    ring.append(value)
+    if len(ring) > cap:
+        del ring[: len(ring) - cap]
+
+
+def seen_before(state: CustomerState, event_id: str) -> bool:
+    """True when this event id was applied recently (bounded memory of ids)."""
+    return id_hash(event_id) in state.seen
+
+
+def remember(state: CustomerState, event_id: str, cfg: ScoringConfig) -> None:
+    _remember(state.seen, id_hash(event_id), cfg.dedupe_ids)
+
+
+def touch(state: CustomerState, at: float, currency: str | None) -> None:
+    """Check the currency and move the customer's clock; raise Rejected on a mismatch."""
+    if currency is not None:
+        if state.currency is None:
+            state.currency = currency
+        elif currency != state.currency:
+            raise Rejected(f"currency {currency} differs from the customer's {state.currency}")
+    if state.first_seen == 0.0:
+        state.first_seen = at
+    state.last_event = max(state.last_event, at)
+
+
+# --- closing an invoice and recording its outcome --------------------------------------
+
+
+def _record_paid(state: CustomerState, inv: Invoice, at: float, cfg: ScoringConfig) -> None:
+    days_late = (at - inv.due) / DAY
+    late = max(0.0, days_late)
+    w = inv.amount / 10_000
+    state.n_paid += 1
+    state.sum_days_late += late
+    state.sum_days_late_w += late * w
+    state.sum_w += w
+    state.sum_days_to_pay += max(0.0, (at - inv.issued) / DAY)
+    state.ewma_days_late = 0.3 * late + 0.7 * state.ewma_days_late
+    if inv.payments > 1:
+        state.n_partial += 1
+    state.recent.append(round(days_late, 3))
+    if len(state.recent) > cfg.history:
+        del state.recent[0]
+
+
+def _resolve(inv: Invoice, y: int, at: float, state: CustomerState) -> Label | None:
+    """Mark the invoice's label; returns the learnable Label unless it was resolved before."""
+    if inv.label is not None:
+        return None
+    inv.label = y
+    state.n_labels += 1
+    state.n_late += y
+    x, inv.x = inv.x, None
+    return None if x is None else Label(inv.invoice_id, x, y, inv.p_late, at)
+
+
+def _close(state: CustomerState, inv: Invoice, at: float, cfg: ScoringConfig,
+           labels: list[Label], *, paid: bool) -> None:
+    del state.invoices[inv.invoice_id]
+    _remember(state.closed, id_hash(inv.invoice_id), cfg.history * 2)
+    if paid:
+        _record_paid(state, inv, at, cfg)
+        label = _resolve(inv, int(at > inv.due + cfg.grace_days * DAY), at, state)
+        if label is not None:
+            labels.append(label)
+
+
+def _pay(state: CustomerState, inv: Invoice, units: int, at: float, cfg: ScoringConfig,
+         labels: list[Label]) -> int:
+    """Apply up to ``units`` to ``inv``; returns what was used."""
+    used = min(units, inv.open)
+    if used <= 0:
+        return 0
+    inv.open -= used
+    inv.payments += 1
+    inv.last_paid = max(inv.last_paid, at)
+    if inv.open == 0:
+        _close(state, inv, at, cfg, labels, paid=True)
+    return used
+
+
+def _oldest_first(state: CustomerState) -> list[Invoice]:
+    """Open, undisputed invoices in cash-application order (issue time, then id)."""
+    return sorted((i for i in state.invoices.values() if not i.disputed),
+                  key=lambda i: (i.issued, i.invoice_id))
+
+
+def _apply_oldest_first(state: CustomerState, units: int, at: float, cfg: ScoringConfig,
+                        labels: list[Label]) -> int:
+    for inv in _oldest_first(state):
+        if units <= 0:
+            break
+        units -= _pay(state, inv, units, max(at, inv.issued), cfg, labels)
+    return units
+
+
+def _add_credit(state: CustomerState, units: int, at: float) -> None:
+    if units > 0:
+        state.credit += units
+        state.credit_at = max(state.credit_at, at)
+
+
+# --- transitions ------------------------------------------------------------------------
+
+
+def issue_invoice(state: CustomerState, invoice_id: str, issued: float, due: float, units: int,
+                  x: array, p_late: float, cfg: ScoringConfig) -> list[Label]:  # type: ignore[type-arg]
+    """Open a new invoice carrying its prediction; held cash and credit are applied to it."""
+    if invoice_id in state.invoices or id_hash(invoice_id) in state.closed:
+        raise Rejected(f"invoice {invoice_id} was already issued")
+    if units <= 0:
+        raise Rejected("invoice amount must be positive")
+    inv = Invoice(invoice_id, issued, due, units, units, p_late, x)
+    state.invoices[invoice_id] = inv
+    state.billed += units
+    state.n_invoices += 1
+    state.sum_terms_days += (due - issued) / DAY
+    labels: list[Label] = []
+    for held in list(state.held):
+        if invoice_id in held.invoice_ids and invoice_id in state.invoices:
+            used = _pay(state, inv, held.units, max(held.received, issued), cfg, labels)
+            held.units -= used
+            held.invoice_ids.remove(invoice_id)
+            if held.units == 0 or not held.invoice_ids:
+                state.held.remove(held)
+                _add_credit(state, held.units, held.received)
+    if state.credit > 0 and invoice_id in state.invoices:
+        state.credit -= _pay(state, inv, state.credit, max(state.credit_at, issued), cfg, labels)
+    return labels
+
+
+def receive_payment(state: CustomerState, units: int, at: float, invoice_ids: tuple[str, ...],
+                    cfg: ScoringConfig) -> list[Label]:
+    """Apply cash: named invoices in the order given, unknown ones held, the rest oldest first.
+
+    Whatever is left after the open invoices are paid becomes a credit balance.
+    """
+    if units <= 0:
+        raise Rejected("payment amount must be positive")
+    state.received += units
+    state.last_payment = max(state.last_payment, at)
+    labels: list[Label] = []
+    unknown: list[str] = []
+    for inv_id in invoice_ids:
+        inv = state.invoices.get(inv_id)
+        if inv is not None:
+            units -= _pay(state, inv, units, at, cfg, labels)
+        elif id_hash(inv_id) not in state.closed:
+            unknown.append(inv_id)
+    if units > 0 and unknown:
+        state.held.append(Held(unknown, units, at))
+        while len(state.held) > cfg.max_unapplied:
+            oldest = state.held.pop(0)
+            _add_credit(state, oldest.units, oldest.received)
+        return labels
+    if units > 0 and not invoice_ids:
+        units = _apply_oldest_first(state, units, at, cfg, labels)
+    _add_credit(state, units, at)
+    return labels
+
+
+def adjust_invoice(state: CustomerState, invoice_id: str, units: int, at: float, kind: str,
+                   cfg: ScoringConfig) -> list[Label]:
+    """Credit note or write-off: lowers the open amount; any excess becomes customer credit.
+
+    A write-off that closes an invoice is a late outcome (the money never came); a credit
+    note that cancels an unpaid invoice teaches nothing and its snapshot is dropped.
+    """
+    inv = state.invoices.get(invoice_id)
+    if inv is None:
+        if id_hash(invoice_id) in state.closed:
+            state.adjusted += units
+            _add_credit(state, units, at)
+            return []
+        raise Rejected(f"invoice {invoice_id} is not known to this customer")
+    state.adjusted += units
+    used = min(units, inv.open)
+    inv.open -= used
+    _add_credit(state, units - used, at)
+    labels: list[Label] = []
+    if inv.open == 0:
+        if inv.payments > 0 and kind == "credit_note":
+            _close(state, inv, max(inv.last_paid, at), cfg, labels, paid=True)
+        else:
+            if kind == "write_off":
+                label = _resolve(inv, 1, at, state)
+                if label is not None:
+                    labels.append(label)
+            else:
+                inv.x = None
+            _close(state, inv, at, cfg, labels, paid=False)
+    return labels
+
+
+def set_disputed(state: CustomerState, invoice_id: str, disputed: bool) -> None:
+    """Open or close a dispute. A dispute on an already closed invoice changes nothing."""
+    inv = state.invoices.get(invoice_id)
+    if inv is None:
+        if id_hash(invoice_id) in state.closed:
+            return
+        raise Rejected(f"invoice {invoice_id} is not known to this customer")
+    if disputed and not inv.ever_disputed:
+        state.n_disputes += 1
+    inv.disputed = disputed
+    inv.ever_disputed = inv.ever_disputed or disputed
+
+
+def advance(state: CustomerState, now: float, cfg: ScoringConfig) -> tuple[list[Label], list[Invoice]]:
+    """Move the customer's clock to ``now``: notice invoices past due, resolve overdue labels.
+
+    An undisputed invoice still open ``grace + label_lateness`` days after its due date is
+    resolved as late (the label is known then, even though money is still owed).
+    Invoices that were ever disputed resolve only when they close.
+    """
+    labels: list[Label] = []
+    went_overdue: list[Invoice] = []
+    horizon = (cfg.grace_days + cfg.label_lateness_days) * DAY
+    for inv in state.invoices.values():
+        if inv.disputed:
+            continue
+        if not inv.overdue_noticed and now >= inv.due + 1.0:
+            inv.overdue_noticed = True
+            went_overdue.append(inv)
+        if inv.label is None and not inv.ever_disputed and now >= inv.due + horizon:
+            label = _resolve(inv, 1, inv.due + horizon, state)
+            if label is not None:
+                labels.append(label)
+    return labels, went_overdue
+
+
+def next_deadline(state: CustomerState, after: float, cfg: ScoringConfig) -> float | None:
+    """The earliest event time after ``after`` at which :func:`advance` would change something."""
+    horizon = (cfg.grace_days + cfg.label_lateness_days) * DAY
+    best: float | None = None
+    for inv in state.invoices.values():
+        if inv.disputed:
+            continue
+        for t in (inv.due + 1.0 if not inv.overdue_noticed else None,
+                  inv.due + horizon if inv.label is None and not inv.ever_disputed else None):
+            if t is not None and t > after and (best is None or t < best):
+                best = t
+    return best

@@ -1,0 +1,116 @@
+"""Output records: the score (``ar.scores``), the alert (``ar.alerts``), the dead letter (``ar.deadletter``).
+
+Built by the core as plain dataclasses; :func:`to_dict` gives the wire form that the
+JSON Schema files in ``schemas/json/`` describe.
+"""
+
+from __future__ import annotations
+
+import base64
+from dataclasses import asdict, dataclass, field
+from typing import Any
+
+from schemas.codec import SCHEMA_VERSION, DecodeError, dumps
+
+BANDS = ("low", "medium", "high", "critical")
+ALERT_KINDS = ("entered_high_risk", "risk_spike", "high_risk_overdue")
+TREATMENTS = ("none", "friendly_reminder", "call", "escalate", "credit_hold")
+
+
+@dataclass(frozen=True, slots=True)
+class Reason:
+    """One contributing factor, in plain words, with its share of the score's push."""
+
+    code: str
+    text: str
+    weight: float
+
+
+@dataclass(frozen=True, slots=True)
+class ScoreRecord:
+    """The latest view of one customer; ``ar.scores`` is keyed (and compacted) by customer_id."""
+
+    customer_id: str
+    scored_at: str
+    event_id: str
+    p_late: float
+    band: str
+    priority: str
+    open_amount: str
+    overdue_amount: str
+    currency: str | None
+    open_invoices: int
+    low_confidence: bool
+    treatment: str
+    model_version: str
+    labels_seen: int
+    reasons: tuple[Reason, ...] = ()
+    schema_version: int = SCHEMA_VERSION
+
+
+@dataclass(frozen=True, slots=True)
+class AlertRecord:
+    """An alert for on-call and collectors; ``alert_id`` is deterministic so consumers can de-duplicate."""
+
+    alert_id: str
+    kind: str
+    customer_id: str
+    raised_at: str
+    band: str
+    p_late: float
+    previous_p_late: float
+    priority: str
+    treatment: str
+    message: str
+    invoice_id: str | None = None
+    reasons: tuple[Reason, ...] = ()
+    schema_version: int = SCHEMA_VERSION
+
+
+@dataclass(frozen=True, slots=True)
+class DeadLetter:
+    """Bad input, kept whole: the reason, where it came from, and the original bytes (base64)."""
+
+    reason: str
+    error_field: str | None
+    source_topic: str
+    source_partition: int | None
+    source_offset: int | None
+    original_b64: str
+    original_text: str | None
+    failed_at: str
+    customer_id: str | None = None
+    event_id: str | None = None
+    stage: str = "decode"  # "decode" (could not parse) or "apply" (valid, but refused by the core)
+    schema_version: int = SCHEMA_VERSION
+    extra: dict[str, Any] = field(default_factory=dict)
+
+
+def dead_letter(
+    raw: bytes, error: DecodeError, *, topic: str, partition: int | None, offset: int | None,
+    failed_at: str, stage: str = "decode", customer_id: str | None = None,
+    event_id: str | None = None,
+) -> DeadLetter:
+    """Wrap the original bytes and the error; text is kept too when the bytes are UTF-8."""
+    try:
+        as_text: str | None = raw.decode("utf-8")
+    except UnicodeDecodeError:
+        as_text = None
+    return DeadLetter(
+        reason=error.reason, error_field=error.field, source_topic=topic,
+        source_partition=partition, source_offset=offset,
+        original_b64=base64.b64encode(raw).decode("ascii"),
+        original_text=as_text if as_text is None or len(as_text) <= 10_000 else None,
+        failed_at=failed_at, customer_id=customer_id, event_id=event_id, stage=stage,
+    )
+
+
+def to_dict(record: ScoreRecord | AlertRecord | DeadLetter) -> dict[str, Any]:
+    out = asdict(record)
+    if isinstance(record, DeadLetter) and not out["extra"]:
+        del out["extra"]
+    return out
+
+
+def encode(record: ScoreRecord | AlertRecord | DeadLetter) -> bytes:
+    return dumps(to_dict(record))
