@@ -45,6 +45,7 @@ class Pending:
     source: str
     offset: int
     wall: float
+    raw: bytes
 
 
 class Engine:
@@ -87,20 +88,21 @@ class Engine:
             active = list(self.max_seen.values()) or [-math.inf]
         return min(active) - self.reorder_seconds
 
-    def submit(self, event: Event, source: str, offset: int = -1, wall: float = 0.0) -> list[Step]:
-        """Take one decoded event; return the steps of everything it released."""
+    def submit(self, event: Event, source: str, offset: int = -1, wall: float = 0.0,
+               raw: bytes = b"") -> list[Step]:
+        """Take one decoded event (and its original bytes); return the steps it released."""
         at = event.at.timestamp()
         reference = max(self.max_seen.values(), default=None)
         if reference is not None and at > reference + self.cfg.max_future_days * DAY:
-            return [Step(event.customer_id, REJECTED, at,
-                         f"event time is more than {self.cfg.max_future_days:g} days ahead "
-                         f"of the stream", event)]
+            reason = (f"event time is more than {self.cfg.max_future_days:g} days ahead "
+                      "of the stream")
+            return [Step(event.customer_id, REJECTED, at, reason, event, source=source,
+                         offset=offset, raw=raw, wall=wall)]
         self.last_arrival[source] = wall
         self.max_seen[source] = max(self.max_seen.get(source, -math.inf), at)
-        item = Pending(event, source, offset, wall)
+        item = Pending(event, source, offset, wall, raw)
         if at < self.stream_time:
-            steps = self._advance_to(at)
-            return steps + self._apply(item)
+            return self._apply(item)
         self._seq += 1
         heapq.heappush(self._buffer, (at, TYPE_ORDER[event.type], event.event_id, self._seq, item))
         return self._release(self.watermark(wall))
@@ -170,4 +172,5 @@ class Engine:
         state, step = self.processor.apply(self.store.get(event.customer_id), event, position)
         self.store[event.customer_id] = state
         self.schedule(state)
+        step.source, step.offset, step.raw, step.wall = item.source, item.offset, item.raw, item.wall
         return [step]

@@ -46,6 +46,11 @@ class Step:
     alerts: list[AlertRecord] = field(default_factory=list)
     labels: list[st.Label] = field(default_factory=list)
     late: bool = False
+    source: str | None = None
+    offset: int = -1
+    raw: bytes = b""
+    wall: float = 0.0
+    """Wall time the triggering event arrived (for latency metrics); 0 for deadlines."""
 
 
 def iso(ts: float) -> str:

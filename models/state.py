@@ -63,6 +63,8 @@ class Label:
     y: int
     p_at_issue: float
     resolved_at: float
+    issued: float
+    amount: int
 
 
 @dataclass(slots=True)
@@ -187,7 +189,8 @@ def _resolve(inv: Invoice, y: int, at: float, state: CustomerState) -> Label | N
     state.n_labels += 1
     state.n_late += y
     x, inv.x = inv.x, None
-    return None if x is None else Label(inv.invoice_id, x, y, inv.p_late, at)
+    return None if x is None else Label(inv.invoice_id, x, y, inv.p_late, at, inv.issued,
+                                        inv.amount)
 
 
 def _close(state: CustomerState, inv: Invoice, at: float, cfg: ScoringConfig,

@@ -12,9 +12,9 @@ from schemas.events import (
     InvoiceIssued,
     PaymentReceived,
     decode_event,
+    encode_event,
     event_from_dict,
     event_to_dict,
-    encode_event,
 )
 
 __all__ = [

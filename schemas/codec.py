@@ -55,8 +55,11 @@ def loads(raw: bytes | str) -> Any:
     ...
     schemas.codec.DecodeError: not valid JSON: unexpected end of data: line 1 column 7 (char 6)
     """
-    if len(raw) > MAX_RECORD_BYTES:
-        raise DecodeError(f"record is {len(raw)} bytes, larger than the {MAX_RECORD_BYTES} limit")
+    size = len(raw)
+    if isinstance(raw, str) and size > MAX_RECORD_BYTES // 4:  # up to 4 UTF-8 bytes a character
+        size = len(raw.encode("utf-8", "surrogatepass"))
+    if size > MAX_RECORD_BYTES:
+        raise DecodeError(f"record is {size} bytes, larger than the {MAX_RECORD_BYTES} limit")
     try:
         return orjson.loads(raw)
     except orjson.JSONDecodeError as exc:

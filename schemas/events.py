@@ -115,8 +115,10 @@ def _invoice_issued(d: Mapping[str, Any]) -> InvoiceIssued:
     issued_at, due_at = f.timestamp(d, "issued_at"), f.timestamp(d, "due_at")
     if due_at < issued_at:
         raise DecodeError("must not be before issued_at", field="due_at")
-    metadata = d.get("metadata") or {}
-    if not isinstance(metadata, dict):
+    metadata = d.get("metadata")
+    if metadata is None:
+        metadata = {}
+    elif not isinstance(metadata, dict):  # not ``or {}``: 0, "" and [] are errors, not "none"
         raise DecodeError("must be an object", field="metadata")
     if len(metadata) > 32:
         raise DecodeError("has more than 32 entries", field="metadata")

@@ -15,8 +15,16 @@ MAX_AMOUNT = Decimal("1000000000000")  # 1e12: larger is a data error, not a cus
 MONEY_EXPONENT = -4  # at most 4 decimal places: covers every ISO 4217 minor unit
 MIN_TIME = datetime(2000, 1, 1, tzinfo=UTC)
 MAX_TIME = datetime(2100, 1, 1, tzinfo=UTC)
-_ID = re.compile(r"^[\x21-\x7e]{1,128}$")  # printable ASCII, no spaces: safe as a Kafka key and a log word
-_CURRENCY = re.compile(r"^[A-Z]{3}$")
+# Patterns are applied with fullmatch: ``$`` alone would also accept a trailing newline.
+_ID = re.compile(r"[\x21-\x7e]{1,128}")  # printable ASCII, no spaces: a safe Kafka key and log word
+_CURRENCY = re.compile(r"[A-Z]{3}")
+_DECIMAL = re.compile(r"[0-9]+(?:\.[0-9]+)?")  # plain notation: no sign, exponent, spaces or "_"
+# RFC 3339 date-time with upper-case T and Z; the zone is optional here only to say so precisely.
+_RFC3339 = re.compile(
+    r"[0-9]{4}-(?:0[1-9]|1[0-2])-(?:0[1-9]|[12][0-9]|3[01])"
+    r"T(?:[01][0-9]|2[0-3]):[0-5][0-9]:[0-5][0-9](?:\.[0-9]+)?"
+    r"(?P<zone>Z|[+-](?:[01][0-9]|2[0-3]):[0-5][0-9])?"
+)
 
 
 def require(obj: Mapping[str, Any], name: str) -> Any:
@@ -31,7 +39,7 @@ def ident(obj: Mapping[str, Any], name: str) -> str:
     value = require(obj, name)
     if not isinstance(value, str):
         raise DecodeError(f"must be a string, got {type(value).__name__}", field=name)
-    if not _ID.match(value):
+    if not _ID.fullmatch(value):
         raise DecodeError("must be 1-128 printable ASCII characters without spaces", field=name)
     return value
 
@@ -55,15 +63,18 @@ def text(obj: Mapping[str, Any], name: str, *, max_len: int = 500) -> str | None
 def money(obj: Mapping[str, Any], name: str) -> Decimal:
     """A positive amount, given as a JSON number or a decimal string, with at most 4 decimals.
 
-    Numbers are converted through their shortest repr, so ``12.1`` is exactly 12.1.
+    Numbers are converted through their shortest repr, so ``12.1`` is exactly 12.1. Strings
+    must be plain ASCII decimals (``"12.10"``): no sign, exponent, spaces or separators.
     """
     value = require(obj, name)
     if isinstance(value, bool) or not isinstance(value, int | float | str):
         raise DecodeError(f"must be a number or a decimal string, got {type(value).__name__}", name)
     if isinstance(value, float) and not math.isfinite(value):
         raise DecodeError("must be finite", field=name)
+    if isinstance(value, str) and not _DECIMAL.fullmatch(value):
+        raise DecodeError(f"is not a decimal number: {value[:40]!r}", field=name)
     try:
-        amount = Decimal(str(value).strip())
+        amount = Decimal(str(value))
     except InvalidOperation:
         raise DecodeError(f"is not a decimal number: {str(value)[:40]!r}", field=name) from None
     if not amount.is_finite():
@@ -82,7 +93,7 @@ def money(obj: Mapping[str, Any], name: str) -> Decimal:
 
 def currency(obj: Mapping[str, Any], name: str = "currency") -> str:
     value = require(obj, name)
-    if not isinstance(value, str) or not _CURRENCY.match(value):
+    if not isinstance(value, str) or not _CURRENCY.fullmatch(value):
         raise DecodeError("must be a 3-letter upper-case ISO 4217 code", field=name)
     return value
 
@@ -92,15 +103,17 @@ def timestamp(obj: Mapping[str, Any], name: str) -> datetime:
     value = require(obj, name)
     if not isinstance(value, str):
         raise DecodeError(f"must be an RFC 3339 string, got {type(value).__name__}", field=name)
-    if len(value) > 40 or "T" not in value.upper():
+    match = _RFC3339.fullmatch(value) if len(value) <= 40 else None
+    if match is None:
         raise DecodeError(f"is not an RFC 3339 timestamp: {value[:40]!r}", field=name)
-    try:
-        parsed = datetime.fromisoformat(value)
-    except ValueError:
-        raise DecodeError(f"is not an RFC 3339 timestamp: {value[:40]!r}", field=name) from None
-    if parsed.tzinfo is None:
+    if match["zone"] is None:
         raise DecodeError("must carry a time zone (e.g. Z or +02:00)", field=name)
-    parsed = parsed.astimezone(UTC)
+    try:
+        parsed = datetime.fromisoformat(value).astimezone(UTC)
+    except ValueError:  # e.g. February 30th
+        raise DecodeError(f"is not an RFC 3339 timestamp: {value[:40]!r}", field=name) from None
+    except OverflowError:  # e.g. 0001-01-01T00:00:00+05:00 falls before year 1
+        raise DecodeError("is outside the years 2000-2099", field=name) from None
     if not MIN_TIME <= parsed < MAX_TIME:
         raise DecodeError("is outside the years 2000-2099", field=name)
     return parsed

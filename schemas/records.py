@@ -1,4 +1,5 @@
-"""Output records: the score (``ar.scores``), the alert (``ar.alerts``), the dead letter (``ar.deadletter``).
+"""Output records: the score (``ar.scores``), the alert (``ar.alerts``), the dead letter
+(``ar.deadletter``).
 
 Built by the core as plain dataclasses; :func:`to_dict` gives the wire form that the
 JSON Schema files in ``schemas/json/`` describe.
@@ -50,7 +51,10 @@ class ScoreRecord:
 
 @dataclass(frozen=True, slots=True)
 class AlertRecord:
-    """An alert for on-call and collectors; ``alert_id`` is deterministic so consumers can de-duplicate."""
+    """An alert for on-call and collectors.
+
+    ``alert_id`` is deterministic so consumers can de-duplicate.
+    """
 
     alert_id: str
     kind: str
@@ -106,7 +110,10 @@ def dead_letter(
 
 
 def to_dict(record: ScoreRecord | AlertRecord | DeadLetter) -> dict[str, Any]:
+    """The wire form: plain dicts and lists (``asdict`` leaves ``reasons`` a tuple)."""
     out = asdict(record)
+    if "reasons" in out:
+        out["reasons"] = list(out["reasons"])
     if isinstance(record, DeadLetter) and not out["extra"]:
         del out["extra"]
     return out

@@ -1,0 +1,60 @@
+"""Customer state <-> plain JSON-able dict, for the worker's changelogged table.
+
+Lossless: floats survive orjson's shortest round-trip and arrays become lists, so a
+state recovered from the changelog equals the one written (tested).
+"""
+
+from __future__ import annotations
+
+from array import array
+from typing import Any
+
+from models.state import CustomerState, Held, Invoice
+
+_INVOICE_FIELDS = tuple(Invoice.__dataclass_fields__)
+_STATE_FIELDS = tuple(CustomerState.__dataclass_fields__)
+_ARRAYS = {"closed": "q", "seen": "q", "recent": "d"}
+
+
+def state_to_dict(s: CustomerState) -> dict[str, Any]:
+    out: dict[str, Any] = {}
+    for name in _STATE_FIELDS:
+        value = getattr(s, name)
+        if name == "invoices":
+            value = [[_plain(getattr(inv, f)) for f in _INVOICE_FIELDS] for inv in value.values()]
+        elif name == "held":
+            value = [[h.invoice_ids, h.units, h.received] for h in value]
+        elif name == "p_hist":
+            value = [list(pair) for pair in value]
+        elif isinstance(value, array):
+            value = value.tolist()
+        out[name] = value
+    return out
+
+
+def _plain(value: Any) -> Any:
+    return value.tolist() if isinstance(value, array) else value
+
+
+def state_from_dict(d: dict[str, Any]) -> CustomerState:
+    kwargs: dict[str, Any] = {}
+    for name in _STATE_FIELDS:
+        if name not in d:
+            continue
+        value = d[name]
+        if name == "invoices":
+            invoices = {}
+            for row in value:
+                inv = Invoice(**dict(zip(_INVOICE_FIELDS, row, strict=True)))
+                if inv.x is not None:
+                    inv.x = array("d", inv.x)
+                invoices[inv.invoice_id] = inv
+            value = invoices
+        elif name == "held":
+            value = [Held(list(ids), units, at) for ids, units, at in value]
+        elif name == "p_hist":
+            value = [(t, p) for t, p in value]
+        elif name in _ARRAYS:
+            value = array(_ARRAYS[name], value)
+        kwargs[name] = value
+    return CustomerState(**kwargs)

@@ -1,0 +1,145 @@
+"""One frozen settings object, read once from ``ARSCORE_*`` environment variables.
+
+Defaults work on one laptop: no broker URL means "start the embedded dev broker".
+Secrets are :class:`Secret` values whose repr never shows them, so they cannot leak
+into logs or error messages.
+"""
+
+from __future__ import annotations
+
+import os
+from collections.abc import Mapping
+from dataclasses import dataclass, field, fields
+from pathlib import Path
+from typing import Any
+
+from models.config import ScoringConfig
+
+PREFIX = "ARSCORE_"
+
+
+class Secret(str):
+    """A string that prints as ``'***'``; use ``.reveal()`` where the value is really needed."""
+
+    def __repr__(self) -> str:
+        return "Secret('***')" if self else "Secret('')"
+
+    def __str__(self) -> str:
+        return "***" if self else ""
+
+    def reveal(self) -> str:
+        return str.__str__(self)
+
+
+@dataclass(frozen=True)
+class Settings:
+    # broker
+    broker_url: str = ""
+    """Kafka bootstrap servers (``kafka://host:9092``); empty = start the embedded dev broker."""
+    security_protocol: str = "PLAINTEXT"
+    sasl_mechanism: str = "PLAIN"
+    sasl_username: str = ""
+    sasl_password: Secret = field(default_factory=lambda: Secret(""))
+    ssl_cafile: str = ""
+    # topics
+    invoices_topic: str = "ar.invoices"
+    payments_topic: str = "ar.payments"
+    scores_topic: str = "ar.scores"
+    alerts_topic: str = "ar.alerts"
+    deadletter_topic: str = "ar.deadletter"
+    ticks_topic: str = "ar.ticks"
+    partitions: int = 4
+    replication_factor: int = 1
+    # worker
+    app_id: str = "arscore"
+    data_dir: str = ".arscore"
+    web_host: str = "127.0.0.1"
+    web_port: int = 6066
+    metrics_port: int = 9108
+    tick_seconds: float = 1.0
+    reorder_seconds: float = 0.0
+    idle_seconds: float = 5.0
+    checkpoint_seconds: float = 60.0
+    model_kind: str = "logreg"
+    warm_start: str = ""
+    """Path of a model checkpoint (from ``arscore bootstrap``) every partition starts from."""
+    commit_interval: float = 2.8
+    session_timeout: float = 10.0
+    heartbeat_interval: float = 1.0
+    rebalance_timeout: float = 20.0
+    producer_max_batch_size: int = 0
+    """0 = the client's default. The dev broker needs 1 (see ``dev_broker_profile``)."""
+    dev_broker: bool = False
+    """Set for a Tansu dev broker started elsewhere (tests, demo): applies ``dev_broker_profile``."""
+    # scoring (mirrors models.config.ScoringConfig)
+    grace_days: float = 5.0
+    band_cutoffs: tuple[float, float, float] = (0.25, 0.5, 0.75)
+    band_hysteresis: float = 0.05
+    spike_delta: float = 0.25
+    spike_window_days: float = 30.0
+    alert_cooldown_days: float = 7.0
+    label_lateness_days: float = 1.0
+    max_future_days: float = 60.0
+
+    @property
+    def embedded(self) -> bool:
+        return not self.broker_url
+
+    @property
+    def input_topics(self) -> tuple[str, str]:
+        return self.invoices_topic, self.payments_topic
+
+    @property
+    def checkpoint_dir(self) -> Path:
+        return Path(self.data_dir) / "checkpoints"
+
+    def scoring(self) -> ScoringConfig:
+        names = {f.name for f in fields(ScoringConfig)}
+        return ScoringConfig(**{k: getattr(self, k) for k in names if hasattr(self, k)})
+
+    def with_changes(self, **changes: Any) -> Settings:
+        data = {f.name: getattr(self, f.name) for f in fields(self)}
+        data.update(changes)
+        return Settings(**data)
+
+    def dev_broker_profile(self) -> Settings:
+        """Workarounds for the embedded Tansu broker only (shared/BROKER.md deviation 1).
+
+        Tansu's ListOffsets(LATEST) ignores the record count of multi-record batches, so
+        Faust's table recovery stops short of the changelog's end. One-record producer
+        batches make the end offsets right, at about a tenth of the produce throughput.
+        Apache Kafka needs none of this; production defaults stay untouched.
+        """
+        return self.with_changes(producer_max_batch_size=1)
+
+    @classmethod
+    def from_env(cls, env: Mapping[str, str] | None = None) -> Settings:
+        """Read ``ARSCORE_<FIELD>`` variables; a bad value raises ValueError naming it."""
+        env = os.environ if env is None else env
+        values: dict[str, Any] = {}
+        for f in fields(cls):
+            key = PREFIX + f.name.upper()
+            if key not in env:
+                continue
+            values[f.name] = _parse(key, env[key], cls.__dataclass_fields__[f.name].default)
+        return cls(**values)
+
+
+def _parse(key: str, raw: str, default: Any) -> Any:
+    try:
+        if isinstance(default, bool):
+            return raw.strip().lower() in ("1", "true", "yes", "on")
+        if isinstance(default, int):
+            return int(raw)
+        if isinstance(default, float):
+            return float(raw)
+        if isinstance(default, tuple):
+            parts = tuple(float(p) for p in raw.split(","))
+            if len(parts) != len(default) or list(parts) != sorted(parts):
+                raise ValueError(f"expected {len(default)} increasing numbers")
+            return parts
+    except ValueError as exc:
+        raise ValueError(f"{key}={raw!r} is not valid: {exc}") from None
+    if key.endswith("PASSWORD"):
+        return Secret(raw)
+    return raw
