@@ -84,8 +84,8 @@ class Engine:
         """Event time up to which every source has (probably) delivered everything."""
         active = [self.max_seen.get(s, -math.inf) for s in self.sources
                   if wall - self.last_arrival.get(s, wall) < self.idle_seconds]
-        if not active:
-            active = list(self.max_seen.values()) or [-math.inf]
+        if not active:  # every input is quiet: nothing more is coming, release it all
+            return max(self.max_seen.values(), default=-math.inf)
         return min(active) - self.reorder_seconds
 
     def submit(self, event: Event, source: str, offset: int = -1, wall: float = 0.0,
@@ -139,7 +139,7 @@ class Engine:
         steps: list[Step] = []
         while self._buffer and self._buffer[0][0] <= watermark:
             at, *_, item = heapq.heappop(self._buffer)
-            steps += self._advance_to(at, inclusive=False)
+            steps += self._advance_to(at)  # deadlines at t come before events at t
             self.stream_time = max(self.stream_time, at)
             steps += self._apply(item)
         if watermark > self.stream_time and math.isfinite(watermark):

@@ -15,7 +15,17 @@ from collections.abc import Callable
 from dataclasses import dataclass, field
 from typing import Any
 
-from river import compose, linear_model, metrics, optim, preprocessing
+from river import (
+    compose,
+    ensemble,
+    feature_extraction,
+    forest,
+    linear_model,
+    metrics,
+    optim,
+    preprocessing,
+    tree,
+)
 
 from models.features import FEATURE_NAMES, as_dict
 
@@ -32,7 +42,49 @@ def logistic_pipeline() -> Any:
     )
 
 
-PIPELINES: dict[str, Callable[[], Any]] = {"logreg": logistic_pipeline}
+def poly_pipeline() -> Any:
+    """Logistic regression on standardised features and all their pairwise products."""
+    return compose.Pipeline(
+        preprocessing.StandardScaler(),
+        feature_extraction.PolynomialExtender(degree=2, include_bias=False),  # type: ignore[no-untyped-call]
+        linear_model.LogisticRegression(optimizer=optim.SGD(0.005), l2=1e-4),
+    )
+
+
+# Every kind is a compose.Pipeline, so OnlineModel.contributions can look at its steps
+# (it explains only scaler + linear model pipelines and returns None for the others).
+
+
+def hoeffding_pipeline() -> Any:
+    """A Hoeffding adaptive tree: grows splits as evidence arrives, replaces drifting branches."""
+    return compose.Pipeline(
+        tree.HoeffdingAdaptiveTreeClassifier(grace_period=200, leaf_prediction="mc", seed=7))
+
+
+def arf_pipeline() -> Any:
+    """A small adaptive random forest (10 Hoeffding trees with drift detectors)."""
+    return compose.Pipeline(forest.ARFClassifier(n_models=10, leaf_prediction="mc", seed=7))
+
+
+def amf_pipeline() -> Any:
+    """An aggregated Mondrian forest: online trees whose averaged leaves calibrate well."""
+    return compose.Pipeline(forest.AMFClassifier(n_estimators=10, use_aggregation=True, seed=7))
+
+
+def bagging_pipeline() -> Any:
+    """ADWIN bagging of the baseline: resamples the stream, resets members that drift."""
+    return compose.Pipeline(
+        ensemble.ADWINBaggingClassifier(logistic_pipeline(), n_models=5, seed=7))
+
+
+PIPELINES: dict[str, Callable[[], Any]] = {
+    "logreg": logistic_pipeline,
+    "poly": poly_pipeline,
+    "hat": hoeffding_pipeline,
+    "arf": arf_pipeline,
+    "amf": amf_pipeline,
+    "bagging": bagging_pipeline,
+}
 
 
 @dataclass
@@ -156,7 +208,7 @@ class OnlineModel:
         if not raw.startswith(CHECKPOINT_MAGIC):
             raise ValueError("not an arscore model checkpoint (bad header)")
         try:
-            state = pickle.loads(raw[len(CHECKPOINT_MAGIC):])  # noqa: S301 - own checkpoints only
+            state = pickle.loads(raw[len(CHECKPOINT_MAGIC):])
         except Exception as exc:  # a truncated or corrupt file
             raise ValueError(f"corrupt model checkpoint: {exc}") from exc
         if tuple(state["features"]) != FEATURE_NAMES:

@@ -67,14 +67,16 @@ class Processor:
 
     def apply(self, state: st.CustomerState | None, event: Event,
               position: tuple[str, int] | None = None) -> tuple[st.CustomerState, Step]:
-        """Apply one event. ``position`` (source partition, offset) guards against redelivery.
+        """Apply one event; a redelivered or re-sent event (same event_id) changes nothing.
 
+        Redelivery is recognised by event_id, not by offset: the engine releases events in
+        event-time order, so offsets of one partition are not applied in increasing order
+        and "offset <= highest applied" would wrongly drop a delayed event. ``position``
+        (source partition, offset) is recorded to say which partition owns the customer.
         The state passed in is updated in place and returned: write it back.
         """
         s = state if state is not None else st.CustomerState(event.customer_id)
         at = event.at.timestamp()
-        if position is not None and s.offsets.get(position[0], -1) >= position[1]:
-            return s, Step(s.customer_id, DUPLICATE, at, "offset already applied", event)
         if st.seen_before(s, event.event_id):
             self._mark(s, event, position)
             return s, Step(s.customer_id, DUPLICATE, at, "event_id already applied", event)

@@ -30,6 +30,22 @@ it is settled, whatever the delivery noise. In particular:
 - an overpayment is made only when no invoice is issued close to it, and the
   customer's credit balance is consumed by the next invoice issued after it.
 
+Customers (shares 55/20/15/10 by default) settle each invoice at due date plus:
+
+- ``stable``: -5 to +3 days;
+- ``slow``: 8 to 25 days (around a per-customer mean of 10-22 days);
+- ``erratic``: -5 to +5 days mostly, 5-30 days for 35% of invoices, and 30-90 days
+  or never for a per-customer 3-20% of them;
+- ``deteriorating``: like ``stable`` until ``deteriorates_at`` (15-60% into the
+  horizon), then about ``2 + 0.5 x`` days late for an invoice due ``x`` days after
+  the change (+0-10 days, at most 150), with a growing chance (up to 60%) of never
+  paying: 30+ days past due within about two months of the change.
+
+Each customer has net-30/45/60 terms, 0.5-6 invoices a month (log-uniform),
+log-normal amounts around a median of 200-20,000 and one currency (80% EUR, 12%
+USD, 8% GBP). Disputed invoices are paid 2-10 days after their resolution, so a
+dispute can take any customer past 30 days overdue.
+
 :func:`ground_truth` reports, per customer, its hidden profile, when a
 deteriorating customer changed (``deteriorates_at``) and the first moment one of
 its invoices was 30 or more days past due while money was still open on it

@@ -45,7 +45,7 @@ def dumps(obj: Any) -> bytes:
     return orjson.dumps(obj, default=_default, option=orjson.OPT_SORT_KEYS)
 
 
-def loads(raw: bytes | str) -> Any:
+def loads(raw: bytes | str, max_bytes: int | None = MAX_RECORD_BYTES) -> Any:
     """Parse JSON, turning every failure (size, encoding, syntax) into :class:`DecodeError`.
 
     >>> loads(b'{"a": 1}')
@@ -56,10 +56,11 @@ def loads(raw: bytes | str) -> Any:
     schemas.codec.DecodeError: not valid JSON: unexpected end of data: line 1 column 7 (char 6)
     """
     size = len(raw)
-    if isinstance(raw, str) and size > MAX_RECORD_BYTES // 4:  # up to 4 UTF-8 bytes a character
-        size = len(raw.encode("utf-8", "surrogatepass"))
-    if size > MAX_RECORD_BYTES:
-        raise DecodeError(f"record is {size} bytes, larger than the {MAX_RECORD_BYTES} limit")
+    if max_bytes is not None:
+        if isinstance(raw, str) and size > max_bytes // 4:  # up to 4 UTF-8 bytes a character
+            size = len(raw.encode("utf-8", "surrogatepass"))
+        if size > max_bytes:
+            raise DecodeError(f"record is {size} bytes, larger than the {max_bytes} limit")
     try:
         return orjson.loads(raw)
     except orjson.JSONDecodeError as exc:

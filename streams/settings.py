@@ -41,6 +41,8 @@ class Settings:
     sasl_username: str = ""
     sasl_password: Secret = field(default_factory=lambda: Secret(""))
     ssl_cafile: str = ""
+    connect_timeout: float = 20.0
+    """Seconds to keep retrying an unreachable broker at start before giving up."""
     # topics
     invoices_topic: str = "ar.invoices"
     payments_topic: str = "ar.payments"

@@ -45,7 +45,7 @@ def register(sub: Any) -> None:
 def _open_out(stack: ExitStack, path: str | None) -> IO[bytes]:
     if path in (None, "-"):
         return sys.stdout.buffer
-    return stack.enter_context(open(path, "wb"))  # noqa: SIM115
+    return stack.enter_context(open(path, "wb"))
 
 
 def _lines(path: str, stack: ExitStack) -> Iterator[bytes]:
@@ -86,7 +86,7 @@ def run(args: argparse.Namespace) -> int:
     truth = None
     if args.ground_truth:
         try:
-            truth = truth_times(loads(Path(args.ground_truth).read_bytes()))
+            truth = truth_times(loads(Path(args.ground_truth).read_bytes(), max_bytes=None))
         except (OSError, DecodeError, AttributeError) as exc:
             raise CliError(f"cannot read ground truth {args.ground_truth}: {exc}") from None
     replay = Replay(settings.scoring(), models, reorder_seconds=reorder, clock=wall_clock,

@@ -1,0 +1,85 @@
+"""``arscore worker``: run the scoring worker against a broker (embedded when none is set)."""
+
+from __future__ import annotations
+
+import argparse
+import logging
+from typing import Any
+
+from streams.cli import CliError
+from streams.settings import Settings
+
+
+def register(sub: Any) -> None:
+    p = sub.add_parser("worker", help="run the scoring worker (Faust) against a Kafka broker")
+    p.add_argument("--broker", help="bootstrap servers (default ARSCORE_BROKER_URL; "
+                   "empty = start the embedded dev broker)")
+    p.add_argument("--web-port", type=int, help="Faust web port (default ARSCORE_WEB_PORT)")
+    p.add_argument("--metrics-port", type=int, help="Prometheus port (default ARSCORE_METRICS_PORT)")
+    p.add_argument("--log-level", default="warning", choices=["debug", "info", "warning", "error"])
+    p.set_defaults(func=run)
+
+
+def settings_from(args: argparse.Namespace) -> Settings:
+    try:
+        settings = Settings.from_env()
+    except ValueError as exc:
+        raise CliError(str(exc)) from None
+    changes: dict[str, Any] = {}
+    if getattr(args, "broker", None):
+        changes["broker_url"] = args.broker
+    if getattr(args, "web_port", None):
+        changes["web_port"] = args.web_port
+    if getattr(args, "metrics_port", None):
+        changes["metrics_port"] = args.metrics_port
+    settings = settings.with_changes(**changes)
+    return settings.dev_broker_profile() if settings.dev_broker else settings
+
+
+def run(args: argparse.Namespace) -> int:
+    from streams.broker import (
+        BrokerError,
+        bootstrap_servers,
+        broker_for,
+        client_options,
+        ensure_topics,
+        wait_until_reachable,
+    )
+
+    settings = settings_from(args)
+    logging.basicConfig(level=args.log_level.upper(),
+                        format="%(asctime)s %(levelname)s %(name)s: %(message)s")
+    try:
+        with broker_for(settings) as s:
+            servers = bootstrap_servers(s.broker_url)
+            wait_until_reachable(servers, timeout=s.connect_timeout, options=client_options(s))
+            ensure_topics(s)
+            return serve(s, args.log_level)
+    except BrokerError as exc:
+        raise CliError(str(exc), code=1) from None
+
+
+def serve(settings: Settings, log_level: str = "warning") -> int:
+    """Run the Faust worker until it is stopped (SIGINT/SIGTERM); returns its exit code."""
+    import faust
+    from prometheus_client import CollectorRegistry, start_http_server
+
+    from streams.service import ScoringService
+
+    registry = CollectorRegistry()
+    try:
+        start_http_server(settings.metrics_port, addr=settings.web_host, registry=registry)
+    except OSError as exc:
+        raise CliError(f"cannot serve metrics on {settings.web_host}:{settings.metrics_port}: "
+                       f"{exc.strerror}", code=1) from None
+    service = ScoringService(settings, registry)
+    logging.getLogger("arscore").info(
+        "worker %s on %s, metrics on http://%s:%d/metrics", settings.app_id,
+        settings.broker_url, settings.web_host, settings.metrics_port)
+    worker = faust.Worker(service.app, loglevel=log_level.upper(), quiet=True,
+                          redirect_stdouts=False, override_logging=False)
+    try:
+        worker.execute_from_commandline()
+    except SystemExit as exc:
+        return int(exc.code or 0)
+    return 0
