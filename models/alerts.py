@@ -51,7 +51,8 @@ def track_p(state: CustomerState, p: float, now: float, cfg: ScoringConfig) -> f
     while hist and hist[-1][1] >= p:
         hist.pop()
     hist.append((now, p))
-    state.p_hist = hist[-8:]
+    # keep the head (the window's minimum) and the newest entries
+    state.p_hist = hist if len(hist) <= 8 else [hist[0], *hist[-7:]]
     return low
 
 

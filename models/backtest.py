@@ -39,7 +39,7 @@ from models.evaluation import alert_quality, first_alert_times
 from models.features import FEATURE_NAMES, features
 from models.model import OnlineModel
 from models.money import to_units
-from models.processor import OK, REJECTED, Step
+from models.processor import OK, Step
 from models.state import CustomerState, id_hash
 from schemas.events import Event, InvoiceIssued
 
@@ -101,14 +101,8 @@ class BacktestRun:
         return steps
 
     def finish(self) -> BacktestData:
-        """End of input: release everything, then add the invoices still open, unlabelled."""
+        """End of input: release everything; invoices still unlabelled keep ``y`` None."""
         self._take(self.engine.flush())
-        for cid, s in self.store.items():
-            for inv in s.invoices.values():
-                rec = self.records.get((cid, inv.invoice_id))
-                if rec is None:
-                    self.records[(cid, inv.invoice_id)] = InvoiceRecord(
-                        cid, inv.invoice_id, inv.issued, inv.amount, inv.p_late, inv.due)
         horizon = (self.cfg.grace_days + self.cfg.label_lateness_days) * DAY
         return BacktestData(list(self.records.values()), self.alerts,
                             self.engine.stream_time, self.outcomes, self.engine.model, horizon)
@@ -121,8 +115,7 @@ class BacktestRun:
                 self._label(step.customer_id, label)
             if step.status == OK and isinstance(step.event, InvoiceIssued):
                 self._issued(step.customer_id, step.event)
-            if step.status != REJECTED:
-                self.alerts.extend((a.customer_id, a.kind, step.at) for a in step.alerts)
+            self.alerts.extend((a.customer_id, a.kind, step.at) for a in step.alerts)
 
     def _label(self, cid: str, label: st.Label) -> None:
         key = (cid, label.invoice_id)
@@ -138,7 +131,7 @@ class BacktestRun:
         rec = self.records.get(key)
         if rec is None:
             inv = self.store[cid].invoices.get(event.invoice_id)
-            if inv is None:  # closed at issue without a label (cannot happen today)
+            if inv is None:  # closed at issue: its label (and record) came in the same step
                 return
             rec = self.records[key] = InvoiceRecord(cid, inv.invoice_id, inv.issued,
                                                     inv.amount, inv.p_late)

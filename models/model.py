@@ -113,7 +113,7 @@ class Calibration:
 class Progressive:
     """Progressive-validation metrics over every resolved label."""
 
-    auc: Any = field(default_factory=lambda: metrics.ROCAUC(n_thresholds=50))
+    auc: Any = field(default_factory=lambda: metrics.ROCAUC(n_thresholds=10))  # type: ignore[no-untyped-call]
     logloss: Any = field(default_factory=metrics.LogLoss)
     brier_sum: float = 0.0
     n: int = 0
@@ -211,6 +211,9 @@ class OnlineModel:
             state = pickle.loads(raw[len(CHECKPOINT_MAGIC):])
         except Exception as exc:  # a truncated or corrupt file
             raise ValueError(f"corrupt model checkpoint: {exc}") from exc
+        keys = {"kind", "prior", "origin", "pipeline", "labels_seen", "progressive", "features"}
+        if not isinstance(state, dict) or not keys <= state.keys():
+            raise ValueError("corrupt model checkpoint: unexpected payload")
         if tuple(state["features"]) != FEATURE_NAMES:
             raise ValueError("checkpoint was trained on a different feature set")
         model = cls(state["kind"], state["prior"], origin or state["origin"])

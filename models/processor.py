@@ -78,14 +78,18 @@ class Processor:
         s = state if state is not None else st.CustomerState(event.customer_id)
         at = event.at.timestamp()
         if st.seen_before(s, event.event_id):
-            self._mark(s, event, position)
+            # not remembered again: a flood of one duplicate must not evict other ids
             return s, Step(s.customer_id, DUPLICATE, at, "event_id already applied", event)
         late = at < s.last_event
         labels, went_overdue = st.advance(s, at, self.cfg)
+        before = (s.currency, s.first_seen, s.last_event)
         try:
             st.touch(s, at, getattr(event, "currency", None))
             labels += self._transition(s, event, at)
         except st.Rejected as exc:
+            # transitions check before they change anything; undo touch() too, so a
+            # refused event leaves no trace (not even the customer's currency)
+            s.currency, s.first_seen, s.last_event = before
             self._learn(labels)
             self._mark(s, event, position)
             return s, Step(s.customer_id, REJECTED, at, str(exc), event)

@@ -36,7 +36,7 @@ def priority_units(state: CustomerState, now: float, cfg: ScoringConfig) -> int:
     for inv in state.invoices.values():
         p = 1.0 if now > inv.due + horizon else inv.p_late
         total += inv.open * p
-    return round(total)
+    return round(total / 100) * 100  # whole cents: a priority, not a ledger balance
 
 
 def overdue_units(state: CustomerState, now: float) -> int:

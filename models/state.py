@@ -256,13 +256,14 @@ def issue_invoice(state: CustomerState, invoice_id: str, issued: float, due: flo
     state.sum_terms_days += (due - issued) / DAY
     labels: list[Label] = []
     for held in list(state.held):
-        if invoice_id in held.invoice_ids and invoice_id in state.invoices:
-            used = _pay(state, inv, held.units, max(held.received, issued), cfg, labels)
-            held.units -= used
-            held.invoice_ids.remove(invoice_id)
-            if held.units == 0 or not held.invoice_ids:
-                state.held.remove(held)
-                _add_credit(state, held.units, held.received)
+        if invoice_id not in held.invoice_ids:
+            continue
+        if invoice_id in state.invoices:  # an earlier hold may have paid it in full
+            held.units -= _pay(state, inv, held.units, max(held.received, issued), cfg, labels)
+        held.invoice_ids.remove(invoice_id)
+        if held.units == 0 or not held.invoice_ids:
+            state.held.remove(held)
+            _add_credit(state, held.units, held.received)
     if state.credit > 0 and invoice_id in state.invoices:
         state.credit -= _pay(state, inv, state.credit, max(state.credit_at, issued), cfg, labels)
     return labels
@@ -305,6 +306,8 @@ def adjust_invoice(state: CustomerState, invoice_id: str, units: int, at: float,
     A write-off that closes an invoice is a late outcome (the money never came); a credit
     note that cancels an unpaid invoice teaches nothing and its snapshot is dropped.
     """
+    if units <= 0:
+        raise Rejected("adjustment amount must be positive")
     inv = state.invoices.get(invoice_id)
     if inv is None:
         if id_hash(invoice_id) in state.closed:

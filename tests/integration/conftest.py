@@ -56,7 +56,7 @@ class Worker:
                 return
             except OSError:
                 if self.procs and self.procs[-1].poll() is not None:
-                    raise AssertionError(f"worker exited: {self.log.read_text()[-2000:]}")
+                    raise AssertionError(f"worker exited: {self.log.read_text()[-2000:]}") from None
                 time.sleep(0.3)
         raise AssertionError("worker metrics endpoint never came up")
 

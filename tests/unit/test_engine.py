@@ -64,7 +64,16 @@ def test_idle_source_is_excluded_after_idle_seconds() -> None:
     assert e.submit(payment("c1", 10, 3, event_id="p1"), "pay", wall=140.0) == []
     assert e.submit(invoice("c1", "i3", 100, 4, 34, event_id="c"), "inv", wall=141.0) != []
     assert e.watermark(141.0) == ts(3)
-    assert e.watermark(175.0) == ts(4)  # now "pay" is idle again
+    assert e.watermark(170.5) == ts(4)  # "pay" idle again, "inv" not yet
+
+
+def test_when_every_source_is_quiet_everything_is_released() -> None:
+    e = engine(sources=("inv", "pay"), reorder_seconds=HOUR, idle_seconds=30.0)
+    e.submit(invoice("c1", "i1", 100, 1, 31, event_id="a"), "inv", wall=0.0)
+    e.submit(payment("c1", 10, 2, event_id="b"), "pay", wall=1.0)
+    assert e.watermark(10.0) == ts(1) - HOUR
+    assert e.watermark(31.0) == ts(2)  # both quiet: nothing more is coming
+    assert ids(e.tick(31.0)) == ["a", "b"] and e.buffered == 0
 
 
 def test_never_heard_source_holds_back_until_idle() -> None:
@@ -120,10 +129,12 @@ def test_late_event_of_another_customer_is_flagged_late() -> None:
                    "the invoice is never noticed overdue nor resolved late")
 def test_late_invoice_already_past_its_deadlines_is_resolved() -> None:
     e = engine()
-    e.submit(invoice("c1", "i1", 100, 0, 90), "s")
-    e.submit(payment("c1", 1, 100), "s")
-    e.submit(invoice("c2", "j1", 100, 1, 10), "s")  # late: due 10, deadline day 16 < day 100
-    steps = e.submit(payment("c1", 1, 101), "s") + e.flush()
+    for day in (0, 50, 100):
+        e.submit(payment("c1", 1, day), "s")
+    assert e.stream_time == ts(100)
+    steps = e.submit(invoice("c2", "j1", 100, 1, 10), "s")  # late: deadline day 16 < day 100
+    assert steps[0].status == OK
+    steps += e.submit(payment("c1", 1, 101), "s") + e.flush()
     j1 = e.store["c2"].invoices["j1"]
     assert j1.overdue_noticed and j1.label == 1
     assert [lb.invoice_id for s in steps for lb in s.labels] == ["j1"]
@@ -195,8 +206,8 @@ R = 6 * HOUR
 
 @hs.composite
 def stream(draw: Any) -> list[Event]:
-    """Events for a few customers on the half hour; due dates on the quarter hour, so no
-    deadline (due + 1 s, due + grace + lateness) ever coincides with an event time."""
+    """Events for a few customers on the half hour; deadlines (due + 1 s, due + grace +
+    lateness) sometimes fall exactly on an event time (deadlines at t come first)."""
     n = draw(hs.integers(min_value=1, max_value=30))
     events: list[Event] = []
     for i in range(n):
@@ -208,7 +219,9 @@ def stream(draw: Any) -> list[Event]:
         kind = draw(hs.sampled_from(("issue", "issue", "pay", "pay", "adjust", "dispute",
                                      "resolve")))
         if kind == "issue":
-            due = at + draw(hs.integers(min_value=0, max_value=40)) + 0.25 / 24
+            # whole days: deadlines can fall on event times; quarter hours: they cannot
+            due = (at + draw(hs.integers(min_value=0, max_value=40))
+                   + draw(hs.sampled_from((0.0, 0.25 / 24))))
             events.append(invoice(cust, inv, amount, at, due, event_id=eid))
         elif kind == "pay":
             named = draw(hs.lists(hs.sampled_from(("i0", "i1", "i2", "i3")), max_size=2,

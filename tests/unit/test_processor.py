@@ -150,24 +150,13 @@ def _final(events: list) -> tuple[dict, list[str]]:  # type: ignore[type-arg]
 
 @settings(max_examples=100, deadline=None)
 @given(with_duplicates())
-def test_duplicates_inserted_anywhere_leave_the_books_unchanged(pair) -> None:  # type: ignore[no-untyped-def]
+def test_duplicates_inserted_anywhere_leave_the_state_unchanged(pair) -> None:  # type: ignore[no-untyped-def]
     events, noisy = pair
     clean, statuses = _final(events)
     dirty, noisy_statuses = _final(noisy)
     assert noisy_statuses.count(DUPLICATE) == len(noisy) - len(events)
     assert [x for x in noisy_statuses if x != DUPLICATE] == statuses
-    seen_clean, seen_dirty = clean.pop("seen"), dirty.pop("seen")
     assert dirty == clean
-    assert set(seen_dirty) == set(seen_clean)
-
-
-@pytest.mark.xfail(strict=True, reason="BUG: a duplicate re-appends its id to the seen ring, "
-                   "so state_to_dict differs after duplicates")
-@settings(max_examples=30, deadline=None)
-@given(with_duplicates())
-def test_duplicates_inserted_anywhere_leave_the_whole_state_unchanged(pair) -> None:  # type: ignore[no-untyped-def]
-    events, noisy = pair
-    assert _final(noisy)[0] == _final(events)[0]
 
 
 # --- the online model ---------------------------------------------------------------------
@@ -253,8 +242,6 @@ def test_from_bytes_rejects_truncated_checkpoint_and_other_feature_sets() -> Non
         OnlineModel.from_bytes(CHECKPOINT_MAGIC + pickle.dumps(state))
 
 
-@pytest.mark.xfail(strict=True, reason="BUG: a header-valid checkpoint whose payload is not the "
-                   "expected dict raises TypeError/KeyError, which the worker does not catch")
 @pytest.mark.parametrize("payload", [5, [1, 2], {"kind": "logreg"}])
 def test_from_bytes_rejects_wrong_payload_with_value_error(payload: object) -> None:
     with pytest.raises(ValueError):

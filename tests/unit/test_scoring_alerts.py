@@ -92,9 +92,6 @@ def test_risk_spike_threshold_and_window() -> None:
     assert track_p(s, 0.35, ts(37), cfg) == 0.1
 
 
-@pytest.mark.xfail(strict=True, reason="BUG: track_p truncates its monotonic queue with "
-                   "hist[-8:], dropping the window minimum, so a rise in 9+ small steps never "
-                   "counts as a spike")
 def test_gradual_rise_within_the_window_is_a_spike() -> None:
     cfg = ScoringConfig(alert_cooldown_days=0.0)
     s = st.CustomerState("c1")

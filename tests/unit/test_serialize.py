@@ -1,0 +1,88 @@
+"""Customer state <-> JSON-able dict (the worker's changelogged table) is lossless."""
+
+from __future__ import annotations
+
+from array import array
+
+import orjson
+from helpers import (
+    customer_events,
+    dispute,
+    invoice,
+    payment,
+    processor,
+    run,
+    snapshot,
+)
+from hypothesis import given, settings
+
+from models.serialize import state_from_dict, state_to_dict
+from models.state import CustomerState
+
+
+def through_json(s: CustomerState) -> CustomerState:
+    return state_from_dict(orjson.loads(orjson.dumps(state_to_dict(s))))
+
+
+def rich_state() -> CustomerState:
+    """Every part of the state in use: open/late/disputed invoices, held cash, credit, memory."""
+    proc = processor()
+    s, _ = run([invoice("c1", "i1", 100, 0, 10), invoice("c1", "i2", "250.1234", 1, 31),
+                invoice("c1", "i3", 80, 2, 32), dispute("c1", "i3", 3),
+                payment("c1", "30.5", 4, "i2"), payment("c1", 80, 5, "future"),
+                invoice("c1", "i4", 20, 6, 36), payment("c1", 20, 7, "i4"),
+                payment("c1", 5, 40)], proc)
+    s, _ = proc.apply(s, payment("c1", 1, 41), ("ar.payments:3", 17))
+    assert s is not None
+    return s
+
+
+def test_rich_state_round_trips_through_json() -> None:
+    s = rich_state()
+    assert s.held and s.p_hist and s.recent and s.closed and len(s.seen) == 10
+    assert s.invoices["i1"].label == 1 and s.invoices["i1"].x is None  # resolved late
+    assert s.invoices["i3"].disputed and s.invoices["i3"].x is not None
+    assert s.offsets == {"ar.payments:3": 17}
+    back = through_json(s)
+    assert back == s
+    assert state_to_dict(back) == state_to_dict(s)
+    assert back.seen.typecode == "q" and back.closed.typecode == "q"
+    assert back.recent.typecode == "d"
+    assert isinstance(back.invoices["i3"].x, array) and back.invoices["i3"].x.typecode == "d"
+    assert all(isinstance(pair, tuple) for pair in back.p_hist)
+
+
+def test_restored_state_behaves_like_the_original() -> None:
+    s = rich_state()
+    back = through_json(s)
+    more = [invoice("c1", "future", 80, 50, 80), payment("c1", 300, 60), payment("c1", 2, 61)]
+    a, steps_a = run(more, processor(), s)
+    b, steps_b = run(more, processor(), back)
+    assert a is not None and b is not None
+    assert snapshot(a) == snapshot(b)
+    assert [st.status for st in steps_a] == [st.status for st in steps_b]
+    assert a.conserved() and b.conserved()
+
+
+def test_missing_fields_take_their_defaults() -> None:
+    assert state_from_dict({"customer_id": "c9"}) == CustomerState("c9")
+    d = state_to_dict(CustomerState("c9"))
+    assert orjson.loads(orjson.dumps(d)) == d
+
+
+def test_state_to_dict_is_plain_json() -> None:
+    d = state_to_dict(rich_state())
+    assert orjson.loads(orjson.dumps(d)) == d
+    assert isinstance(d["seen"], list) and isinstance(d["invoices"], list)
+
+
+@settings(max_examples=100, deadline=None)
+@given(customer_events())
+def test_round_trip_of_states_from_random_sequences(events: list) -> None:  # type: ignore[type-arg]
+    proc = processor()
+    s = None
+    for k, event in enumerate(events):
+        s, _ = proc.apply(s, event, ("src:0", k) if k % 2 else None)
+        assert through_json(s) == s
+    assert s is not None
+    assert state_to_dict(through_json(s)) == state_to_dict(s)
