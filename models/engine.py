@@ -102,7 +102,7 @@ class Engine:
         self.max_seen[source] = max(self.max_seen.get(source, -math.inf), at)
         item = Pending(event, source, offset, wall, raw)
         if at < self.stream_time:
-            return self._apply(item)
+            return self._apply_late(item)
         self._seq += 1
         heapq.heappush(self._buffer, (at, TYPE_ORDER[event.type], event.event_id, self._seq, item))
         return self._release(self.watermark(wall))
@@ -163,6 +163,19 @@ class Engine:
             if step is not None:
                 self.store[customer_id] = state
                 steps.append(step)
+            self.schedule(state)
+        return steps
+
+    def _apply_late(self, item: Pending) -> list[Step]:
+        """An event behind the stream time: apply it now, then catch its customer up."""
+        steps = self._apply(item)
+        for step in steps:
+            step.late = True
+        state = self.store[item.event.customer_id]
+        caught_up = self.processor.advance(state, self.stream_time)
+        if caught_up is not None:
+            self.store[item.event.customer_id] = state
+            steps.append(caught_up)
             self.schedule(state)
         return steps
 

@@ -92,7 +92,7 @@ class Processor:
             s.currency, s.first_seen, s.last_event = before
             self._learn(labels)
             self._mark(s, event, position)
-            return s, Step(s.customer_id, REJECTED, at, str(exc), event)
+            return s, Step(s.customer_id, REJECTED, at, str(exc), event, labels=labels)
         self._mark(s, event, position)
         step = self._finish(s, at, event.event_id, labels, went_overdue)
         step.event, step.late = event, late

@@ -114,9 +114,6 @@ def test_late_event_is_applied_at_once_and_flagged_late() -> None:
     assert e.stream_time == ts(10)
 
 
-@pytest.mark.xfail(strict=True, reason="BUG: Engine.submit leaves step.late to the processor, "
-                   "which only compares with the customer's own clock; a late event of another "
-                   "customer is not flagged")
 def test_late_event_of_another_customer_is_flagged_late() -> None:
     e = engine()
     e.submit(invoice("c1", "i1", 100, 10, 40), "s")
@@ -124,9 +121,6 @@ def test_late_event_of_another_customer_is_flagged_late() -> None:
     assert step.status == OK and step.late is True
 
 
-@pytest.mark.xfail(strict=True, reason="BUG: a late event's deadlines that already lie before "
-                   "the stream time are never scheduled (next_deadline(after=stream_time)), so "
-                   "the invoice is never noticed overdue nor resolved late")
 def test_late_invoice_already_past_its_deadlines_is_resolved() -> None:
     e = engine()
     for day in (0, 50, 100):

@@ -110,13 +110,11 @@ def test_score_record_reports_open_overdue_and_priority() -> None:
     assert score is not None
     assert score.open_amount == "129.75" and score.overdue_amount == "79.75"
     assert score.open_invoices == 2 and score.event_id == steps[-1].event.event_id
-    expected = round(units("79.75") * s.invoices["i1"].p_late + units(50) * s.invoices["i2"].p_late)
-    assert units(score.priority) == expected
+    at_risk = units("79.75") * s.invoices["i1"].p_late + units(50) * s.invoices["i2"].p_late
+    assert abs(units(score.priority) - at_risk) <= 50  # open x p_late, to the cent
     assert score.scored_at.startswith("2025-01-13T")
 
 
-@pytest.mark.xfail(strict=True, reason="BUG: labels resolved (and learned) while applying an "
-                   "event that is then rejected are missing from the rejected Step")
 def test_rejected_step_still_reports_labels_it_caused_to_be_learned() -> None:
     proc = processor()
     s, _ = run([invoice("c1", "i1", 100, 0, 10)], proc)
