@@ -5,7 +5,6 @@ from __future__ import annotations
 import math
 from typing import Any
 
-import pytest
 from helpers import adjust, dispute, invoice, payment, resolve, snapshot, ts
 from hypothesis import given, settings
 from hypothesis import strategies as hs
