@@ -123,15 +123,15 @@ class BacktestRun:
         if rec is None:
             rec = self.records[key] = InvoiceRecord(cid, label.invoice_id, label.issued,
                                                     label.amount, label.p_at_issue)
-        rec.p, rec.y, rec.resolved_at, rec.x = label.p_at_issue, label.y, label.resolved_at, \
-            label.x
+        rec.p, rec.y, rec.x = label.p_at_issue, label.y, label.x
+        rec.resolved_at = label.resolved_at
 
     def _issued(self, cid: str, event: InvoiceIssued) -> None:
         key = (cid, event.invoice_id)
         rec = self.records.get(key)
         if rec is None:
             inv = self.store[cid].invoices.get(event.invoice_id)
-            if inv is None:  # closed at issue: its label (and record) came in the same step
+            if inv is None:  # closed at issue without a label: nothing to score
                 return
             rec = self.records[key] = InvoiceRecord(cid, inv.invoice_id, inv.issued,
                                                     inv.amount, inv.p_late)

@@ -66,16 +66,16 @@ def register(sub: Any) -> None:
 # --- inputs ------------------------------------------------------------------------------
 
 
-def _settings(args: argparse.Namespace) -> Settings:
+def settings_for(command: str, kind: str | None) -> Settings:
+    """Settings from the environment, with ``--model KIND`` (checked) taking precedence."""
     try:
         settings = Settings.from_env()
     except ValueError as exc:
         raise CliError(str(exc)) from None
-    if args.model is not None:
-        if args.model not in PIPELINES:
-            raise CliError(f"backtest: unknown --model {args.model!r}; "
-                           f"known: {', '.join(PIPELINES)}")
-        settings = settings.with_changes(model_kind=args.model)
+    if kind is not None:
+        if kind not in PIPELINES:
+            raise CliError(f"{command}: unknown --model {kind!r}; known: {', '.join(PIPELINES)}")
+        settings = settings.with_changes(model_kind=kind)
     return settings
 
 
@@ -177,7 +177,7 @@ def _baselines(split: bt.Split) -> tuple[dict[str, Any], dict[str, Any]]:
 
 def evaluate(args: argparse.Namespace) -> tuple[dict[str, Any], dict[str, Any]]:
     """Run the backtest; returns metrics.json's content and extra series for the report."""
-    settings = _settings(args)
+    settings = settings_for("backtest", args.model)
     cfg = settings.scoring()
     eval_from = _eval_from(args.eval_from)
     if args.baseline:

@@ -28,10 +28,9 @@ from models.model import PIPELINES
 from models.processor import iso
 from schemas.codec import dumps
 from streams.cli import CliError
-from streams.commands.backtest import EventFile
+from streams.commands.backtest import EventFile, settings_for
 from streams.commands.replay import load_models
 from streams.progress import Progress
-from streams.settings import Settings
 
 
 def register(sub: Any) -> None:
@@ -51,18 +50,6 @@ def register(sub: Any) -> None:
     p.set_defaults(func=run)
 
 
-def _settings(kind: str | None) -> Settings:
-    try:
-        settings = Settings.from_env()
-    except ValueError as exc:
-        raise CliError(str(exc)) from None
-    if kind is not None:
-        if kind not in PIPELINES:
-            raise CliError(f"bootstrap: unknown --model {kind!r}; known: {', '.join(PIPELINES)}")
-        settings = settings.with_changes(model_kind=kind)
-    return settings
-
-
 def _until(text: str | None) -> float | None:
     if text is None:
         return None
@@ -73,7 +60,7 @@ def _until(text: str | None) -> float | None:
 
 
 def run(args: argparse.Namespace) -> int:
-    settings = _settings(args.model)
+    settings = settings_for("bootstrap", args.model)
     until = _until(args.until)
     model = load_models(settings, 1, args.warm_start)[0]
     before = model.labels_seen

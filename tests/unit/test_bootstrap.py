@@ -2,12 +2,15 @@
 
 from __future__ import annotations
 
+import random
+from array import array
 from pathlib import Path
 
 import orjson
 import pytest
 
-from models.model import OnlineModel
+from models.features import FEATURE_NAMES
+from models.model import PIPELINES, OnlineModel
 from models.simulator import SimulationConfig, simulate
 from schemas.codec import dumps
 from streams.cli import main
@@ -88,3 +91,15 @@ def test_bootstrap_rejects_an_unknown_model_kind(history: Path, tmp_path: Path,
                                                  capsys: pytest.CaptureFixture[str]) -> None:
     assert main(["bootstrap", str(history), "-o", str(tmp_path / "x"), "--model", "nope"]) == 2
     assert "unknown --model 'nope'" in capsys.readouterr().err
+
+
+@pytest.mark.parametrize("kind", sorted(PIPELINES))
+def test_every_pipeline_learns_and_survives_a_checkpoint(kind: str) -> None:
+    rng = random.Random(2)
+    model = OnlineModel(kind)
+    xs = [array("d", [rng.gauss(0, 1) for _ in FEATURE_NAMES]) for _ in range(60)]
+    for x in xs:
+        model.learn(x, int(x[1] > 0), p_at_issue=model.predict(x))
+    again = OnlineModel.from_bytes(model.to_bytes(), origin="ckpt")
+    assert (again.kind, again.labels_seen, again.version) == (kind, 60, f"{kind}:ckpt")
+    assert again.predict(xs[0]) == model.predict(xs[0])
