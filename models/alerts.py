@@ -52,7 +52,7 @@ def track_p(state: CustomerState, p: float, now: float, cfg: ScoringConfig) -> f
         hist.pop()
     hist.append((now, p))
     # keep the head (the window's minimum) and the newest entries
-    state.p_hist = hist if len(hist) <= 8 else [hist[0], *hist[-7:]]
+    state.p_hist = hist if len(hist) <= 4 else [hist[0], *hist[-3:]]
     return low
 
 

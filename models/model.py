@@ -171,12 +171,42 @@ class OnlineModel:
         """Names the model a score came from: kind, where it started, labels learned since."""
         return f"{self.kind}:{self.origin}"
 
+    def _linear(self) -> tuple[Any, Any] | None:
+        """(scaler, linear model) when the pipeline is exactly that, else None."""
+        steps = getattr(self.pipeline, "steps", None)
+        if steps is None or len(steps) != 2:
+            return None
+        scaler, linear = steps.values()
+        return (scaler, linear) if hasattr(linear, "weights") else None
+
+    def _blend(self, raw: float) -> float:
+        w = self.labels_seen / (self.labels_seen + PRIOR_WEIGHT)
+        p = w * raw + (1.0 - w) * self.prior
+        return min(max(p, 1e-4), 1.0 - 1e-4)
+
     def predict(self, x: array) -> float:  # type: ignore[type-arg]
         """P(late) for the invoice described by ``x``, blended with the prior while young."""
-        raw = self.pipeline.predict_proba_one(as_dict(x)).get(True, self.prior)
-        w = self.labels_seen / (self.labels_seen + PRIOR_WEIGHT)
-        p = w * float(raw) + (1.0 - w) * self.prior
-        return min(max(p, 1e-4), 1.0 - 1e-4)
+        return self.explain(x, with_contributions=False)[0]
+
+    def explain(self, x: array, with_contributions: bool = True,  # type: ignore[type-arg]
+                ) -> tuple[float, dict[str, float] | None]:
+        """P(late) and, for scaler + linear pipelines, each feature's push on the log-odds.
+
+        One pass: the standardised features feed both the prediction and the contributions
+        (the same arithmetic River's Pipeline does, so the probability is identical).
+        """
+        linear = self._linear()
+        if linear is None:
+            raw = self.pipeline.predict_proba_one(as_dict(x)).get(True, self.prior)
+            return self._blend(float(raw)), None
+        scaler, model = linear
+        scaled = scaler.transform_one(as_dict(x))
+        p = self._blend(float(model.predict_proba_one(scaled).get(True, self.prior)))
+        if not with_contributions:
+            return p, None
+        weights = model.weights
+        return p, {name: weights.get(name, 0.0) * value for name, value in scaled.items()
+                   if math.isfinite(value)}
 
     def learn(self, x: array, y: int, p_at_issue: float) -> None:  # type: ignore[type-arg]
         """Score the prediction made at issue, then train on the snapshot."""
@@ -189,13 +219,7 @@ class OnlineModel:
 
         Returns None for pipelines that are not a scaler + linear model.
         """
-        steps = list(self.pipeline.steps.values())
-        if len(steps) != 2 or not hasattr(steps[1], "weights"):
-            return None
-        scaled = steps[0].transform_one(as_dict(x))
-        weights = steps[1].weights
-        return {name: weights.get(name, 0.0) * value for name, value in scaled.items()
-                if math.isfinite(value)}
+        return self.explain(x)[1]
 
     # --- checkpoints ----------------------------------------------------------------
 

@@ -140,10 +140,10 @@ class Processor:
         self._learn(labels)
         cfg = self.cfg
         x = features(s, now, cfg)
-        p = self.model.predict(x)
+        p, contributions = self.model.explain(x)
         prev_band = s.band
         band = next_band(prev_band, p, cfg)
-        why = explain(s, x, now, self.model.contributions(x), cfg)
+        why = explain(s, x, now, contributions, cfg)
         low = track_p(s, p, now, cfg)
         drafts = decide(s, prev_band=prev_band, band=band, p=p, low=low, now=now,
                         trigger=trigger, went_overdue=went_overdue, cfg=cfg, reasons=why)

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import heapq
 from array import array
 
 from models.config import DAY, ScoringConfig
@@ -16,7 +17,7 @@ _IDX = {name: i for i, name in enumerate(FEATURE_NAMES)}
 def next_band(previous: int, p: float, cfg: ScoringConfig) -> int:
     """Band with hysteresis: up as soon as a cut-off is reached, down only clearly below it.
 
-    >>> cfg = ScoringConfig()
+    >>> cfg = ScoringConfig(band_hysteresis=0.05)
     >>> next_band(2, 0.48, cfg), next_band(2, 0.44, cfg), next_band(1, 0.5, cfg)
     (2, 1, 2)
     """
@@ -120,7 +121,7 @@ def reasons(state: CustomerState, x: array, now: float,  # type: ignore[type-arg
             "lateness_trend": x[_IDX["lateness_trend"]] / 10.0,
             "open_disputed": x[_IDX["open_disputed"]],
         }
-    ranked = sorted(contributions.items(), key=lambda kv: (-kv[1], kv[0]))
+    ranked = heapq.nsmallest(2 * limit + 2, contributions.items(), key=lambda kv: (-kv[1], kv[0]))
     out: list[Reason] = []
     texts: set[str] = set()
     for name, weight in ranked:

@@ -16,6 +16,7 @@ from typing import Any
 from models.config import ScoringConfig
 
 PREFIX = "ARSCORE_"
+_CORE = ScoringConfig()
 
 
 class Secret(str):
@@ -73,15 +74,15 @@ class Settings:
     """0 = the client's default. The dev broker needs 1 (see ``dev_broker_profile``)."""
     dev_broker: bool = False
     """Set for a Tansu dev broker started elsewhere (tests, demo): applies ``dev_broker_profile``."""
-    # scoring (mirrors models.config.ScoringConfig)
-    grace_days: float = 5.0
-    band_cutoffs: tuple[float, float, float] = (0.25, 0.5, 0.75)
-    band_hysteresis: float = 0.05
-    spike_delta: float = 0.25
-    spike_window_days: float = 30.0
-    alert_cooldown_days: float = 7.0
-    label_lateness_days: float = 1.0
-    max_future_days: float = 60.0
+    # scoring: defaults come from models.config.ScoringConfig (one source of truth)
+    grace_days: float = _CORE.grace_days
+    band_cutoffs: tuple[float, float, float] = _CORE.band_cutoffs
+    band_hysteresis: float = _CORE.band_hysteresis
+    spike_delta: float = _CORE.spike_delta
+    spike_window_days: float = _CORE.spike_window_days
+    alert_cooldown_days: float = _CORE.alert_cooldown_days
+    label_lateness_days: float = _CORE.label_lateness_days
+    max_future_days: float = _CORE.max_future_days
 
     @property
     def embedded(self) -> bool:

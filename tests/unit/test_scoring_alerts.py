@@ -14,7 +14,7 @@ from models.features import FEATURE_NAMES, features
 from models.scoring import next_band, priority_units, reasons, treatment
 from schemas.records import ALERT_KINDS, TREATMENTS, Reason
 
-CFG = ScoringConfig()
+CFG = ScoringConfig(band_hysteresis=0.05, alert_cooldown_days=7.0)  # pinned: these tests pin the mechanism
 NO_COOLDOWN = ScoringConfig(alert_cooldown_days=0.0)
 
 
