@@ -1,0 +1,155 @@
+"""Through-the-broker benchmark of one worker: sustained events/s and event-to-score latency.
+
+Prints figures; asserts nothing. Uses the embedded Tansu broker with the PRODUCTION producer
+settings (no dev-broker one-record batches: that workaround trades throughput for correct
+restarts and is exercised by the restart tests, not here).
+
+    .venv/bin/python bench/broker_throughput.py --events 60000 --rate 2000 --seconds 30
+
+1. Sustained: --events are produced first, then a worker is started; events/s is the
+   count over the time from the worker's first to its last processed event (scraped from
+   /metrics over HTTP).
+2. Latency: a fresh worker, events offered at --rate for --seconds; latency = time the score
+   for an event was read from ar.scores minus the time that event was sent.
+"""
+
+from __future__ import annotations
+
+import argparse
+import os
+import statistics
+import subprocess
+import sys
+import threading
+import time
+import urllib.request
+import uuid
+
+from models.simulator import SimulationConfig, simulate
+from schemas.codec import dumps, loads
+from streams.broker import EmbeddedBroker, ensure_topics, free_port
+from streams.kafkaio import consumer, produce_lines, producer
+from streams.settings import Settings
+
+
+def start_worker(broker: EmbeddedBroker, tag: str) -> tuple[subprocess.Popen[bytes], Settings]:
+    env = {**os.environ, "ARSCORE_BROKER_URL": broker.url, "ARSCORE_APP_ID": f"bench-{tag}",
+           "ARSCORE_INVOICES_TOPIC": f"inv-{tag}", "ARSCORE_PAYMENTS_TOPIC": f"pay-{tag}",
+           "ARSCORE_SCORES_TOPIC": f"scores-{tag}", "ARSCORE_ALERTS_TOPIC": f"alerts-{tag}",
+           "ARSCORE_DEADLETTER_TOPIC": f"dead-{tag}", "ARSCORE_METRICS_PORT": str(free_port()),
+           "ARSCORE_WEB_PORT": str(free_port()), "ARSCORE_PARTITIONS": "4",
+           "ARSCORE_DATA_DIR": f"/tmp/arscore-bench-{tag}"}
+    settings = Settings.from_env(env)
+    ensure_topics(settings)
+    proc = subprocess.Popen([sys.executable, "-m", "streams.cli", "worker"], env=env,
+                            stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
+    return proc, settings
+
+
+def consumed(settings: Settings) -> float:
+    url = f"http://127.0.0.1:{settings.metrics_port}/metrics"
+    try:
+        text = urllib.request.urlopen(url, timeout=2).read().decode()
+    except OSError:
+        return -1.0
+    return sum(float(line.rpartition(" ")[2]) for line in text.splitlines()
+               if line.startswith("arscore_events_total{"))
+
+
+def sustained(broker: EmbeddedBroker, lines: list[bytes]) -> None:
+    tag = uuid.uuid4().hex[:6]
+    env_settings = Settings(broker_url=broker.url, invoices_topic=f"inv-{tag}",
+                            payments_topic=f"pay-{tag}", partitions=4)
+    ensure_topics(env_settings)
+    t = time.monotonic()
+    for _ in produce_lines(env_settings, lines):
+        pass
+    print(f"produced {len(lines):,} events in {time.monotonic() - t:.1f}s")
+    proc, settings = start_worker(broker, tag)
+    try:
+        first = None
+        last_count, last_change = 0.0, time.monotonic()
+        while time.monotonic() - last_change < 10:
+            n = consumed(settings)
+            now = time.monotonic()
+            if n > 0 and first is None:
+                first = (now, n)
+            if n > last_count:
+                last_count, last_change = n, now
+            if n >= len(lines):
+                break
+            time.sleep(0.2)
+        assert first is not None, "worker processed nothing"
+        rate = (last_count - first[1]) / max(last_change - first[0], 1e-9)
+        print(f"sustained: {last_count:,.0f} of {len(lines):,} events, {rate:,.0f} events/s "
+              "(one worker, 4 partitions, production producer settings)")
+    finally:
+        proc.terminate()
+        proc.wait(timeout=30)
+
+
+def latency(broker: EmbeddedBroker, lines: list[bytes], rate: float, seconds: float) -> None:
+    tag = uuid.uuid4().hex[:6]
+    proc, settings = start_worker(broker, tag)
+    sent: dict[str, float] = {}
+    lat: list[float] = []
+    stop = threading.Event()
+
+    def read() -> None:
+        c = consumer(settings, [settings.scores_topic], from_beginning=True)
+        while not stop.is_set():
+            for records in c.poll(timeout_ms=100).values():
+                now = time.time()
+                for r in records:
+                    at = sent.get(loads(r.value)["event_id"])
+                    if at is not None:
+                        lat.append(now - at)
+        c.close()
+
+    try:
+        time.sleep(8)  # worker start-up
+        reader = threading.Thread(target=read, daemon=True)
+        reader.start()
+        prod = producer(settings)
+        n = int(rate * seconds)
+        t0 = time.time()
+        for i, raw in enumerate(lines[:n]):
+            due = t0 + i / rate
+            delay = due - time.time()
+            if delay > 0:
+                time.sleep(delay)
+            doc = loads(raw)
+            sent[doc["event_id"]] = time.time()
+            topic = settings.payments_topic if doc["type"] == "payment.received" else (
+                settings.invoices_topic)
+            prod.send(topic, key=doc["customer_id"].encode(), value=raw)
+        prod.flush()
+        time.sleep(5)
+        stop.set()
+        reader.join(timeout=5)
+        if len(lat) < 20:
+            print(f"latency: only {len(lat)} scores matched")
+            return
+        q = statistics.quantiles(lat, n=100)
+        print(f"latency at {rate:,.0f} events/s offered for {seconds:.0f}s: {len(lat):,} scores, "
+              f"p50 {statistics.median(lat) * 1000:.0f} ms, p99 {q[98] * 1000:.0f} ms")
+    finally:
+        proc.terminate()
+        proc.wait(timeout=30)
+
+
+def main() -> None:
+    ap = argparse.ArgumentParser()
+    ap.add_argument("--events", type=int, default=60_000)
+    ap.add_argument("--rate", type=float, default=2_000)
+    ap.add_argument("--seconds", type=float, default=30)
+    args = ap.parse_args()
+    lines = [dumps(e) for e in simulate(SimulationConfig(customers=20_000, days=120))]
+    lines = lines[: max(args.events, int(args.rate * args.seconds))]
+    with EmbeddedBroker() as broker:
+        sustained(broker, lines[: args.events])
+        latency(broker, lines, args.rate, args.seconds)
+
+
+if __name__ == "__main__":
+    main()
