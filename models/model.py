@@ -35,10 +35,14 @@ PRIOR_WEIGHT = 200.0
 
 
 def logistic_pipeline() -> Any:
-    """The baseline: standardised features into a logistic regression trained by SGD."""
+    """The default: standardised features into a logistic regression trained by Adam.
+
+    Adam(0.001) without L2 won the learning-rate sweep in docs/model-choice.md (ROC AUC
+    0.9750 vs 0.9705 for the first SGD(0.02) setting, ECE 0.037 on the 1,000-customer stream).
+    """
     return compose.Pipeline(
         preprocessing.StandardScaler(),
-        linear_model.LogisticRegression(optimizer=optim.SGD(0.02), l2=1e-4),
+        linear_model.LogisticRegression(optimizer=optim.Adam(0.001), l2=0.0),
     )
 
 
@@ -114,10 +118,46 @@ class Calibration:
 
 
 @dataclass
+class BinnedAUC:
+    """ROC AUC from per-class histograms of p over 1,000 bins: O(1) per update.
+
+    Exact up to ties inside a bin (counted as half), which is finer than River's
+    threshold-based ROCAUC at a fraction of its per-update cost.
+
+    >>> auc = BinnedAUC()
+    >>> for p, y in [(0.9, 1), (0.8, 1), (0.3, 0), (0.85, 0)]:
+    ...     auc.update(p, y)
+    >>> auc.get()
+    0.75
+    """
+
+    pos: list[int] = field(default_factory=lambda: [0] * 1000)
+    neg: list[int] = field(default_factory=lambda: [0] * 1000)
+
+    def update(self, p: float, y: int) -> None:
+        i = min(max(int(p * 1000), 0), 999)
+        if y:
+            self.pos[i] += 1
+        else:
+            self.neg[i] += 1
+
+    def get(self) -> float:
+        n_pos, n_neg = sum(self.pos), sum(self.neg)
+        if not n_pos or not n_neg:
+            return 0.5
+        below = 0
+        wins = 0.0
+        for pos, neg in zip(self.pos, self.neg, strict=True):
+            wins += pos * (below + 0.5 * neg)
+            below += neg
+        return wins / (n_pos * n_neg)
+
+
+@dataclass
 class Progressive:
     """Progressive-validation metrics over every resolved label."""
 
-    auc: Any = field(default_factory=lambda: metrics.ROCAUC(n_thresholds=10))  # type: ignore[no-untyped-call]
+    auc: BinnedAUC = field(default_factory=BinnedAUC)
     logloss: Any = field(default_factory=metrics.LogLoss)
     brier_sum: float = 0.0
     n: int = 0
@@ -125,7 +165,7 @@ class Progressive:
     calibration: Calibration = field(default_factory=Calibration)
 
     def update(self, p: float, y: int) -> None:
-        self.auc.update(bool(y), {True: p, False: 1.0 - p})
+        self.auc.update(p, y)
         self.logloss.update(bool(y), {True: p, False: 1.0 - p})
         self.brier_sum += (p - y) ** 2
         self.n += 1
@@ -136,7 +176,7 @@ class Progressive:
         return {
             "labels": float(self.n),
             "late_rate": self.n_late / self.n if self.n else 0.0,
-            "roc_auc": float(self.auc.get()) if self.n else 0.5,
+            "roc_auc": self.auc.get(),
             "log_loss": float(self.logloss.get()) if self.n else 0.0,
             "brier": self.brier_sum / self.n if self.n else 0.0,
             "ece": self.calibration.ece(),

@@ -44,6 +44,12 @@ class Settings:
     ssl_cafile: str = ""
     connect_timeout: float = 20.0
     """Seconds to keep retrying an unreachable broker at start before giving up."""
+    broker_lost_seconds: float = 30.0
+    """A running worker that cannot reach the broker, or finds its input topics gone (a
+    memory-storage dev broker was restarted), for this long logs an ERROR naming the broker
+    and exits with code 3 instead of hanging. Its state stays consistent: the changelog
+    holds only committed batches. 0 turns the watchdog off."""
+    broker_check_seconds: float = 5.0
     # topics
     invoices_topic: str = "ar.invoices"
     payments_topic: str = "ar.payments"
@@ -63,6 +69,10 @@ class Settings:
     reorder_seconds: float = 0.0
     idle_seconds: float = 5.0
     checkpoint_seconds: float = 60.0
+    psi_reference_size: int = 1000
+    """Scores in the drift reference window (PSI is measured against the first N scores)."""
+    health_window: int = 1000
+    """Labels in the sliding window for AUC, log loss and calibration gap."""
     model_kind: str = "logreg"
     warm_start: str = ""
     """Path of a model checkpoint (from ``arscore bootstrap``) every partition starts from."""
@@ -83,6 +93,11 @@ class Settings:
     alert_cooldown_days: float = _CORE.alert_cooldown_days
     label_lateness_days: float = _CORE.label_lateness_days
     max_future_days: float = _CORE.max_future_days
+    dedupe_ids: int = _CORE.dedupe_ids
+    """Event ids remembered per customer: a re-sent event is recognised (and changes
+    nothing) while it is among that customer's last ``dedupe_ids`` events. Redelivery after
+    a crash or rebalance needs few; a producer that may re-send a long history needs more
+    (each id costs 8 bytes of state, changelogged with every update)."""
 
     @property
     def embedded(self) -> bool:
