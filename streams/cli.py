@@ -65,4 +65,8 @@ def main(argv: Sequence[str] | None = None) -> int:
 
 
 if __name__ == "__main__":
-    sys.exit(main())
+    # `python -m streams.cli` loads this file as __main__; run the real module's main so
+    # CliError raised by commands is the same class this handler catches.
+    from streams.cli import main as _main
+
+    sys.exit(_main())

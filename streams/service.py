@@ -12,10 +12,15 @@ never changes the scores, and a replay with ``--partitions N`` reproduces them.
 
 from __future__ import annotations
 
+import asyncio
+import base64
 import logging
+import math
 import os
 import time
+import uuid
 from collections.abc import Iterator, MutableMapping
+from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
@@ -40,53 +45,105 @@ log = logging.getLogger("arscore.worker")
 STATE_CODEC = "arscore_state"
 
 
+@dataclass(slots=True)
+class StateRecord:
+    """A customer's state as written by one batch (``batch`` = that batch's unique id)."""
+
+    batch: str
+    state: CustomerState
+
+
+@dataclass(slots=True)
+class Commit:
+    """The last record of a batch on a changelog partition: the batch is complete.
+
+    Carries what must move with the customer states to keep them consistent: the
+    partition's model, the engine's clock (stream time, newest event time per source) and
+    the resume offsets (per input source, the lowest offset not yet fully handled).
+    """
+
+    batch: str
+    partition: int
+    model: bytes
+    stream_time: float
+    max_seen: dict[str, float]
+    resume: dict[str, int]
+    seq: int = 0
+
+
 class _StateCodec(codecs.Codec):
-    """Customer states travel through the changelog as the project's JSON."""
+    """Changelog values travel as the project's JSON: state records and commit records."""
 
     def _dumps(self, obj: Any) -> bytes:
+        if isinstance(obj, Commit):
+            return dumps({"commit": obj.batch, "partition": obj.partition, "seq": obj.seq,
+                          "model": base64.b64encode(obj.model).decode(),
+                          "stream_time": obj.stream_time if math.isfinite(obj.stream_time)
+                          else None, "max_seen": obj.max_seen, "resume": obj.resume})
+        if isinstance(obj, StateRecord):
+            return dumps({"batch": obj.batch, "state": state_to_dict(obj.state)})
         return dumps(state_to_dict(obj))
 
     def _loads(self, s: bytes) -> Any:
-        return state_from_dict(loads(s))
-
-
-codecs.register(STATE_CODEC, _StateCodec())
+        doc = loads(s, max_bytes=None)
+        if "commit" in doc:
+            st = doc.get("stream_time")
+            return Commit(doc["commit"], doc["partition"], base64.b64decode(doc["model"]),
+                          -math.inf if st is None else float(st), doc["max_seen"],
+                          doc["resume"], doc.get("seq", 0))
+        if "batch" in doc:
+            return StateRecord(doc["batch"], state_from_dict(doc["state"]))
+        return state_from_dict(doc)
 
 
 class PartitionStore(MutableMapping[str, CustomerState]):
-    """The table's view for one partition: writes go to that partition's changelog.
+    """One partition's customer states; its writes reach that partition's changelog at commit.
 
-    Writes are coalesced: a customer updated many times in one batch is changelogged once,
-    when :meth:`flush` runs at the end of the batch.
+    Writes are coalesced: a customer updated many times in one batch is changelogged once.
+    :meth:`commit` sends the batch's state records, then the :class:`Commit` record that
+    closes the batch, all to the same changelog partition (so in order). Recovery applies
+    a batch's states only once it has read that batch's commit record: the states, the
+    model and the resume offsets always come back as of the same batch, whatever moment a
+    crash (kill -9) cut the producer off.
     """
 
-    def __init__(self, table: Any, partition: int) -> None:
-        self.table, self.partition = table, partition
+    def __init__(self, table: Any, partition: int, data: dict[str, CustomerState]) -> None:
+        self.table, self.partition, self.data = table, partition, data
         self.dirty: dict[str, CustomerState] = {}
 
     def __getitem__(self, key: str) -> CustomerState:
-        return self.table.data[key]  # type: ignore[no-any-return]
+        return self.data[key]
 
     def get(self, key: str, default: Any = None) -> Any:
-        return self.table.data.get(key, default)
+        return self.data.get(key, default)
 
     def __setitem__(self, key: str, value: CustomerState) -> None:
-        self.table.data[key] = value
+        self.data[key] = value
         self.dirty[key] = value
 
     def __delitem__(self, key: str) -> None:
         raise NotImplementedError("customer state is never deleted by the engine")
 
     def __iter__(self) -> Iterator[str]:
-        return iter(self.table.data)
+        return iter(self.data)
 
     def __len__(self) -> int:
-        return len(self.table.data)
+        return len(self.data)
 
-    def flush(self) -> None:
+    def commit(self, record: Commit) -> None:
+        """Changelog the dirty states and then the commit record, tagged with one batch id.
+
+        Values are serialised here, not when the producer gets round to them: a state
+        changed by the next batch must not reach the changelog under this batch's id.
+        """
+        codec = _StateCodec()
+        send = self.table.send_changelog
         for key, value in self.dirty.items():
-            self.table.send_changelog(self.partition, key, value)
+            send(self.partition, dumps(key), codec.dumps(StateRecord(record.batch, value)),
+                 key_serializer="raw", value_serializer="raw")
         self.dirty.clear()
+        send(self.partition, dumps(self.partition), codec.dumps(record),
+             key_serializer="raw", value_serializer="raw")
 
 
 def faust_settings(s: Settings) -> dict[str, Any]:
@@ -120,7 +177,19 @@ def _credentials(s: Settings) -> Any:
 
 
 class ScoringService:
-    """Builds the Faust app for these settings and owns the per-partition engines."""
+    """Builds the Faust app for these settings and owns the per-partition engines.
+
+    Crash consistency (``shared/BROKER.md``: the state, not the group's committed offset,
+    is the authority on what has been applied):
+
+    - every batch ends with its outputs acknowledged by the broker, then its customer
+      states and a commit record (model, engine clock, resume offsets) written to the
+      partition's changelog; recovery applies only committed batches;
+    - after recovery each assigned input partition is sought to its committed resume
+      offset (the lowest offset not yet applied, reorder buffer included), whatever
+      offset the consumer group committed; while running, a message past the expected
+      offset (Faust skipped some) triggers a seek back, one before it is skipped.
+    """
 
     def __init__(self, settings: Settings, registry: CollectorRegistry | None = None) -> None:
         self.settings = s = settings
@@ -132,17 +201,31 @@ class ScoringService:
                                 config={"cleanup.policy": "compact"}, **raw)
         self.alerts = app.topic(s.alerts_topic, partitions=s.partitions, **raw)
         self.deadletter = app.topic(s.deadletter_topic, partitions=1, **raw)
-        self.table = app.Table("customer_to_state", default=None, partitions=s.partitions)
+        self.table = app.Table("customer_to_state", default=None, partitions=s.partitions,
+                               on_changelog_event=self.on_changelog)
         # Faust derives serializers from types only; states use the project's codec instead.
         # Set before first use: the store and changelog topic copy them when created.
         self.table.key_serializer = "json"
         self.table.value_serializer = STATE_CODEC
+        self.states: dict[int, dict[str, CustomerState]] = {}
+        """Committed customer states per partition (active and standby)."""
+        self.commits: dict[int, Commit] = {}
+        self.pending: dict[int, tuple[str, dict[str, CustomerState]]] = {}
         self.engines: dict[int, tuple[Engine, PartitionStore]] = {}
+        self.next_offset: dict[int, dict[str, int]] = {}
+        """Per partition and input source: the next offset the engine expects."""
+        self.gap_seeks: dict[str, tuple[int, float, int]] = {}
+        self.lock = asyncio.Lock()
         self.last_checkpoint = time.monotonic()
+        self._seek_hooked = False
         app.agent(self.inputs, name="score_events")(self.score_events)
         app.timer(s.tick_seconds)(self.tick)
         app.timer(s.checkpoint_seconds)(self.checkpoint)
+        self.broker_ok_at = time.monotonic()
+        if s.broker_lost_seconds > 0:
+            app.timer(s.broker_check_seconds)(self.watch_broker)
         app.on_partitions_revoked.connect(self.on_revoked)
+        app.on_partitions_assigned.connect(self.on_assigned)
         app.on_before_shutdown.connect(self.on_shutdown)
 
     # --- engines and models -----------------------------------------------------------
@@ -161,55 +244,193 @@ class ScoringService:
                     log.error("ignoring checkpoint %s: %s", path, exc)
         return OnlineModel(self.settings.model_kind, self.settings.scoring().prior_late_rate)
 
+    def sources(self, partition: int) -> tuple[str, ...]:
+        return tuple(f"{t}:{partition}" for t in self.settings.input_topics)
+
     def engine(self, partition: int) -> tuple[Engine, PartitionStore]:
+        """The partition's engine, rebuilt from its last commit record when there is one."""
         if partition not in self.engines:
             s = self.settings
-            store = PartitionStore(self.table, partition)
-            engine = Engine(s.scoring(), self.load_model(partition), store,
-                            sources=tuple(f"{t}:{partition}" for t in s.input_topics),
+            commit = self.commits.get(partition)
+            model = None
+            if commit is not None:
+                try:
+                    model = OnlineModel.from_bytes(commit.model)
+                except ValueError as exc:
+                    log.error("partition %d: changelogged model unusable (%s)", partition, exc)
+            if model is None:
+                model = self.load_model(partition)
+            store = PartitionStore(self.table, partition, self.states.setdefault(partition, {}))
+            sources = self.sources(partition)
+            engine = Engine(s.scoring(), model, store, sources=sources,
                             reorder_seconds=s.reorder_seconds, idle_seconds=s.idle_seconds,
                             wall=time.time())
-            for state in list(self.table.data.values()):
-                if any(k.endswith(f":{partition}") for k in state.offsets):
-                    engine.schedule(state)
+            if commit is not None:
+                engine.stream_time = commit.stream_time
+                engine.max_seen = {k: v for k, v in commit.max_seen.items() if k in sources}
+                self.next_offset[partition] = {k: v for k, v in commit.resume.items()
+                                               if k in sources}
+            for state in list(store.data.values()):
+                engine.schedule(state)
             self.engines[partition] = (engine, store)
-            log.info("partition %d: engine ready (%s, %d labels)", partition,
-                     engine.model.version, engine.model.labels_seen)
+            log.info("partition %d: engine ready (%s, %d labels, %d customers, resume %s)",
+                     partition, engine.model.version, engine.model.labels_seen,
+                     len(store.data), self.next_offset.get(partition))
         return self.engines[partition]
 
+    def commit_record(self, partition: int) -> Commit:
+        engine, _ = self.engines[partition]
+        buffered = engine.resume_offsets()
+        nxt = self.next_offset.get(partition, {})
+        resume = {src: min(off, buffered.get(src, off)) for src, off in nxt.items()}
+        previous = self.commits.get(partition)
+        return Commit(uuid.uuid4().hex, partition, engine.model.to_bytes(), engine.stream_time,
+                      dict(engine.max_seen), resume, (previous.seq + 1) if previous else 1)
+
+    async def on_changelog(self, event: Any) -> None:
+        """Recovery and standby reading of the changelog: apply committed batches only."""
+        p = event.message.partition
+        value = event.value
+        if isinstance(value, StateRecord):
+            batch, states = self.pending.get(p, ("", {}))
+            if batch != value.batch:
+                if states:
+                    log.warning("partition %d: %d state records of an unfinished batch "
+                                "ignored (the writer died before committing it)", p, len(states))
+                batch, states = value.batch, {}
+                self.pending[p] = (batch, states)
+            states[value.state.customer_id] = value.state
+        elif isinstance(value, Commit):
+            batch, states = self.pending.pop(p, ("", {}))
+            if batch == value.batch:
+                self.states.setdefault(p, {}).update(states)
+            elif states:
+                log.warning("partition %d: %d state records of an unfinished batch ignored "
+                            "(the writer died before committing it)", p, len(states))
+            self.commits[p] = value
+
+    async def on_assigned(self, app: Any, assigned: Any, **_: Any) -> None:
+        """Hook the consumer's seek-to-committed (run after every recovery) once."""
+        if self._seek_hooked:
+            return
+        consumer = self.app.consumer
+        original = consumer.perform_seek
+
+        async def perform_seek() -> None:
+            await original()
+            await self.seek_to_resume_points()
+
+        consumer.perform_seek = perform_seek
+        self._seek_hooked = True
+
+    async def seek_to_resume_points(self) -> None:
+        """Each assigned input partition resumes where its last committed batch stopped."""
+        consumer = self.app.consumer
+        for tp in consumer.assignment():
+            if tp.topic not in self.settings.input_topics:
+                continue
+            commit = self.commits.get(tp.partition)
+            src = f"{tp.topic}:{tp.partition}"
+            resume = commit.resume.get(src) if commit is not None else None
+            if resume is None:
+                continue
+            committed = consumer._committed_offset.get(tp)
+            if committed is not None and committed > resume:
+                log.warning("%s: consumer group committed offset %d but the state has applied "
+                            "only up to %d; re-reading from %d", src, committed, resume, resume)
+            else:
+                log.info("%s: resuming at offset %d (group committed %s)", src, resume, committed)
+            await consumer.seek(tp, resume)
+
     async def on_revoked(self, app: Any, revoked: Any, **_: Any) -> None:
-        """A revoked partition's engine goes; its checkpoint lets the next owner resume."""
+        """A revoked partition's engine goes; its last commit lets the next owner resume."""
         for tp in revoked:
             if tp.topic in self.settings.input_topics and tp.partition in self.engines:
                 self.save_model(tp.partition)
                 del self.engines[tp.partition]
+                self.next_offset.pop(tp.partition, None)
 
     # --- the agent --------------------------------------------------------------------
 
     async def score_events(self, stream: Any) -> None:
         """Decode, submit to the partition engine, write states, send outputs. Per batch."""
         async for batch in stream.take_events(500, within=0.02):
-            wall = time.time()
-            steps: list[Step] = []
-            letters: list[DeadLetter] = []
-            touched: set[int] = set()
-            for event in batch:
-                msg = event.message
-                decoded = self._decode(msg, letters)
-                if decoded is None:
-                    continue
-                if self._misrouted(msg, decoded):
-                    await self.app.topic(msg.topic, key_serializer="raw",
-                                         value_serializer="raw").send(
-                        key=decoded.customer_id.encode(), value=msg.value)
-                    continue
-                engine, _ = self.engine(msg.partition)
-                touched.add(msg.partition)
-                steps += engine.submit(decoded, f"{msg.topic}:{msg.partition}", msg.offset,
-                                       wall=wall, raw=msg.value)
-            for p in touched:
-                self.engines[p][1].flush()
-            await self.emit(steps, letters)
+            async with self.lock:
+                await self.process(batch)
+
+    async def process(self, batch: list[Any]) -> None:
+        wall = time.time()
+        steps: list[Step] = []
+        letters: list[DeadLetter] = []
+        touched: set[int] = set()
+        assigned = self.app.consumer.assignment()
+        reseeking: set[Any] = set()
+        for event in batch:
+            msg = event.message
+            if msg.tp not in assigned or msg.tp in reseeking:
+                continue  # fetched before a rebalance or a seek: the owner re-reads it
+            if not await self._in_sequence(msg, reseeking):
+                continue
+            engine, _ = self.engine(msg.partition)
+            touched.add(msg.partition)
+            self.next_offset.setdefault(msg.partition, {})[f"{msg.topic}:{msg.partition}"] = (
+                msg.offset + 1)
+            decoded = self._decode(msg, letters)
+            if decoded is None:
+                continue
+            if self._misrouted(msg, decoded):
+                await self.app.topic(msg.topic, key_serializer="raw",
+                                     value_serializer="raw").send(
+                    key=decoded.customer_id.encode(), value=msg.value)
+                continue
+            steps += engine.submit(decoded, f"{msg.topic}:{msg.partition}", msg.offset,
+                                   wall=wall, raw=msg.value)
+        await self.emit(steps, letters)
+        await self.commit(touched)
+
+    async def _in_sequence(self, msg: Any, reseeking: set[Any]) -> bool:
+        """True when ``msg`` is the next offset this partition's state expects.
+
+        Behind it: already applied (a redelivery), skipped. Past it: the consumer skipped
+        records (a Faust commit/seek race, or a commit past the reorder buffer), so seek
+        back. A real gap in the log (transaction markers, compaction) is accepted after
+        three seeks that land past it.
+        """
+        if msg.partition not in self.engines and msg.partition in self.commits:
+            self.engine(msg.partition)
+        src = f"{msg.topic}:{msg.partition}"
+        expected = self.next_offset.get(msg.partition, {}).get(src)
+        if expected is None or msg.offset == expected:
+            return True
+        if msg.offset < expected:
+            return False
+        now = time.monotonic()
+        last = self.gap_seeks.get(src)
+        if last is not None and last[0] == expected:
+            if now - last[1] < 2.0:
+                reseeking.add(msg.tp)
+                return False
+            if last[2] >= 3:
+                log.warning("%s: offsets %d..%d missing from the log; continuing at %d",
+                            src, expected, msg.offset - 1, msg.offset)
+                return True
+        count = last[2] + 1 if last is not None and last[0] == expected else 1
+        self.gap_seeks[src] = (expected, now, count)
+        log.warning("%s: got offset %d, expected %d: seeking back", src, msg.offset, expected)
+        reseeking.add(msg.tp)
+        await self.app.consumer.seek(msg.tp, expected)
+        return False
+
+    async def commit(self, partitions: set[int]) -> None:
+        """Close a batch: outputs acknowledged first, then states + commit record."""
+        if not partitions:
+            return
+        await self.app.producer.flush()
+        for p in partitions:
+            if p in self.engines:
+                record = self.commit_record(p)
+                self.engines[p][1].commit(record)
+                self.commits[p] = record
 
     def _decode(self, msg: Any, letters: list[DeadLetter]) -> Event | None:
         try:
@@ -228,12 +449,17 @@ class ScoringService:
 
     async def tick(self) -> None:
         """Live clock: release what idle inputs held back; let time pass for customers."""
-        wall = time.time()
-        steps: list[Step] = []
-        for engine, store in list(self.engines.values()):
-            steps += engine.tick(wall)
-            store.flush()
-        await self.emit(steps, [])
+        async with self.lock:
+            wall = time.time()
+            steps: list[Step] = []
+            changed: set[int] = set()
+            for p, (engine, store) in list(self.engines.items()):
+                released = engine.tick(wall)
+                if released or store.dirty:
+                    changed.add(p)
+                steps += released
+            await self.emit(steps, [])
+            await self.commit(changed)
         self.observe()
 
     async def emit(self, steps: list[Step], letters: list[DeadLetter]) -> None:
@@ -269,12 +495,52 @@ class ScoringService:
             key = letter.customer_id.encode() if letter.customer_id else None
             await self.deadletter.send(key=key, value=encode(letter))
 
+    # --- broker watchdog -------------------------------------------------------------
+
+    def _broker_problem(self) -> str | None:
+        """None when the broker answers and the input topics exist, else what is wrong."""
+        from kafka import KafkaConsumer
+        from kafka.errors import KafkaError
+
+        from streams.broker import bootstrap_servers, client_options
+
+        servers = bootstrap_servers(self.settings.broker_url)
+        try:
+            probe = KafkaConsumer(bootstrap_servers=servers, request_timeout_ms=3000,
+                                  api_version_auto_timeout_ms=3000,
+                                  **client_options(self.settings))
+            try:
+                topics = probe.topics()
+            finally:
+                probe.close()
+        except (OSError, KafkaError, ValueError) as exc:
+            return f"broker at {servers} unreachable ({type(exc).__name__})"
+        missing = [t for t in self.settings.input_topics if t not in topics]
+        if missing:
+            return (f"input topics {', '.join(missing)} are gone from the broker at {servers} "
+                    "(was it restarted? a memory-storage broker loses every topic and offset)")
+        return None
+
+    async def watch_broker(self) -> None:
+        """Say loudly when the broker is lost or was reset, and stop rather than hang."""
+        problem = await asyncio.get_running_loop().run_in_executor(None, self._broker_problem)
+        if problem is None:
+            self.broker_ok_at = time.monotonic()
+            return
+        lost_for = time.monotonic() - self.broker_ok_at
+        log.error("%s for %.0fs", problem, lost_for)
+        if lost_for >= self.settings.broker_lost_seconds:
+            log.error("stopping the worker (exit code 3): %s; the changelog holds only "
+                      "committed batches, so a restart resumes consistently", problem)
+            logging.shutdown()
+            os._exit(3)
+
     # --- observation and checkpoints ----------------------------------------------------
 
     def observe(self) -> None:
         """Refresh the gauges (once per tick: cheap enough, and no per-event cost)."""
         m = self.metrics
-        states = list(self.table.data.values())
+        states = [st for _, store in self.engines.values() for st in store.data.values()]
         m.customers.set(len(states))
         bands = [0] * len(BANDS)
         for state in states:

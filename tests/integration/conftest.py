@@ -110,3 +110,108 @@ def make_worker(broker: EmbeddedBroker, tmp_path: Path) -> Iterator:
     yield make
     for w in workers:
         w.stop()
+
+
+# --- reliability helpers (additive) --------------------------------------------------
+
+
+def kill_worker(worker: Worker) -> None:
+    """kill -9 the worker's newest process (no shutdown hook, no group leave)."""
+    import signal
+
+    proc = worker.procs[-1]
+    proc.send_signal(signal.SIGKILL)
+    proc.wait(timeout=10)
+
+
+def changelog_topic(settings: Settings) -> str:
+    return f"{settings.app_id}-customer_to_state-changelog"
+
+
+def committed_view(settings: Settings) -> tuple[dict[str, dict], dict[int, dict]]:
+    """Read the state changelog as recovery does: only batches closed by a commit record.
+
+    Returns (customer_id -> state dict, partition -> latest commit record dict).
+    """
+    from kafka import KafkaConsumer, TopicPartition
+
+    from schemas.codec import loads
+    from streams.broker import bootstrap_servers
+
+    topic = changelog_topic(settings)
+    c = KafkaConsumer(bootstrap_servers=bootstrap_servers(settings.broker_url),
+                      enable_auto_commit=False, group_id=None,
+                      receive_message_max_bytes=64 << 20)
+    states: dict[str, dict] = {}
+    commits: dict[int, dict] = {}
+    try:
+        parts = sorted(c.partitions_for_topic(topic) or ())
+        tps = [TopicPartition(topic, p) for p in parts]
+        if not tps:
+            return states, commits
+        c.assign(tps)
+        c.seek_to_beginning(*tps)
+        pending: dict[int, tuple[str, dict[str, dict]]] = {}
+        quiet = time.monotonic()
+        while time.monotonic() - quiet < 1.0:
+            for tp, records in c.poll(timeout_ms=200).items():
+                quiet = time.monotonic()
+                for r in records:
+                    doc = loads(r.value, max_bytes=None)
+                    if "commit" in doc:
+                        batch, docs = pending.pop(tp.partition, ("", {}))
+                        if batch == doc["commit"]:
+                            states.update(docs)
+                        commits[tp.partition] = doc
+                    elif "batch" in doc:
+                        batch, docs = pending.get(tp.partition, ("", {}))
+                        if batch != doc["batch"]:
+                            batch, docs = doc["batch"], {}
+                            pending[tp.partition] = (batch, docs)
+                        docs[doc["state"]["customer_id"]] = doc["state"]
+    finally:
+        c.close()
+    return states, commits
+
+
+def wait_committed(settings: Settings, expected: dict[str, int], timeout: float = 60.0
+                   ) -> tuple[dict[str, dict], dict[int, dict]]:
+    """Until every input source's committed resume offset reaches ``expected`` (its end)."""
+    deadline = time.monotonic() + timeout
+    got: dict[str, int] = {}
+    while time.monotonic() < deadline:
+        states, commits = committed_view(settings)
+        got = {src: off for c in commits.values() for src, off in c["resume"].items()}
+        if all(got.get(src, 0) >= off for src, off in expected.items() if off > 0):
+            return states, commits
+        time.sleep(1.0)
+    raise AssertionError(f"not drained: committed resume offsets {got}, expected {expected}")
+
+
+def end_offsets(settings: Settings, lines: list[bytes], partitions: int = 1) -> dict[str, int]:
+    """Per input source ``topic:partition``, how many records ``lines`` put there."""
+    from streams.kafkaio import route
+    from streams.partitioning import partition_for
+
+    counts: dict[str, int] = {}
+    for raw in lines:
+        topic, key = route(raw, settings)
+        p = partition_for(key.decode(), partitions) if key is not None else None
+        if p is None:
+            continue  # unkeyed: the producer picks; callers keep these out of exact counts
+        src = f"{topic}:{p}"
+        counts[src] = counts.get(src, 0) + 1
+    return counts
+
+
+def replay_with_state(path: Path, out: Path, env: dict[str, str],
+                      partitions: int = 1) -> dict[str, dict]:
+    """``arscore replay`` with ``--state-out``: customer_id -> final state dict."""
+    from schemas.codec import loads
+
+    state = Path(str(out) + ".state")
+    subprocess.run([sys.executable, "-m", "streams.cli", "replay", str(path), "-o", str(out),
+                    "--dead-letter", str(out) + ".dl", "--partitions", str(partitions),
+                    "--state-out", str(state)], check=True, capture_output=True, env=env)
+    docs = [loads(line, max_bytes=None) for line in state.read_bytes().splitlines() if line.strip()]
+    return {d["customer_id"]: d for d in docs}
