@@ -32,12 +32,14 @@ from models.engine import Engine
 from models.model import OnlineModel
 from models.processor import DUPLICATE, OK, REJECTED, Step
 from models.replay import merged_metrics
+from models.scoring import priority_units
 from models.serialize import state_from_dict, state_to_dict
 from models.state import CustomerState
 from schemas.codec import DecodeError, dumps, loads
 from schemas.events import Event, decode_event
 from schemas.records import BANDS, DeadLetter, dead_letter, encode
 from streams.broker import faust_url
+from streams.health import HealthExporter
 from streams.metrics import Metrics
 from streams.settings import Settings
 
@@ -194,6 +196,7 @@ class ScoringService:
     def __init__(self, settings: Settings, registry: CollectorRegistry | None = None) -> None:
         self.settings = s = settings
         self.metrics = Metrics(registry or CollectorRegistry())
+        self.health = HealthExporter.from_settings(self.metrics.registry, s)
         self.app = app = faust.App(s.app_id, **faust_settings(s))
         raw = {"key_serializer": "raw", "value_serializer": "raw"}
         self.inputs = app.topic(s.invoices_topic, s.payments_topic, **raw)
@@ -210,6 +213,8 @@ class ScoringService:
         self.states: dict[int, dict[str, CustomerState]] = {}
         """Committed customer states per partition (active and standby)."""
         self.commits: dict[int, Commit] = {}
+        self.durable: dict[int, Commit] = {}
+        """Commit records the broker has acknowledged: Faust may commit offsets up to these."""
         self.pending: dict[int, tuple[str, dict[str, CustomerState]]] = {}
         self.engines: dict[int, tuple[Engine, PartitionStore]] = {}
         self.next_offset: dict[int, dict[str, int]] = {}
@@ -308,6 +313,7 @@ class ScoringService:
                 log.warning("partition %d: %d state records of an unfinished batch ignored "
                             "(the writer died before committing it)", p, len(states))
             self.commits[p] = value
+            self.durable[p] = value
 
     async def on_assigned(self, app: Any, assigned: Any, **_: Any) -> None:
         """Hook the consumer's seek-to-committed (run after every recovery) once."""
@@ -321,6 +327,27 @@ class ScoringService:
             await self.seek_to_resume_points()
 
         consumer.perform_seek = perform_seek
+        new_offset = consumer._new_offset
+
+        def capped_offset(tp: Any) -> int | None:
+            """Faust never commits past what a durable commit record says was applied.
+
+            Faust commits what its stream acknowledged, which includes events still in the
+            reorder buffer and batches whose states are not yet written. Capping the group
+            offset at the durable resume point means a restart starts at or before it (the
+            state skips what it already applied) instead of past it, which would need a
+            seek back that races Faust's fetcher.
+            """
+            offset = new_offset(tp)
+            if offset is None or tp.topic not in self.settings.input_topics:
+                return offset  # type: ignore[no-any-return]
+            commit = self.durable.get(tp.partition)
+            resume = commit.resume.get(f"{tp.topic}:{tp.partition}") if commit else None
+            if resume is None:
+                return None
+            return min(offset, resume)  # type: ignore[no-any-return]
+
+        consumer._new_offset = capped_offset
         self._seek_hooked = True
 
     async def seek_to_resume_points(self) -> None:
@@ -344,6 +371,7 @@ class ScoringService:
 
     async def on_revoked(self, app: Any, revoked: Any, **_: Any) -> None:
         """A revoked partition's engine goes; its last commit lets the next owner resume."""
+        self.health.on_rebalance()
         for tp in revoked:
             if tp.topic in self.settings.input_topics and tp.partition in self.engines:
                 self.save_model(tp.partition)
@@ -408,6 +436,10 @@ class ScoringService:
         last = self.gap_seeks.get(src)
         if last is not None and last[0] == expected:
             if now - last[1] < 2.0:
+                # records fetched before the seek are still arriving; each one moves Faust's
+                # read offset past the records the seek re-fetches, which Faust would then
+                # drop as already read. Put it back so the re-fetched records get through.
+                self.app.consumer._read_offset[msg.tp] = expected
                 reseeking.add(msg.tp)
                 return False
             if last[2] >= 3:
@@ -426,6 +458,7 @@ class ScoringService:
         if not partitions:
             return
         await self.app.producer.flush()
+        self.durable.update(self.commits)  # every record written before the flush is acked
         for p in partitions:
             if p in self.engines:
                 record = self.commit_record(p)
@@ -464,6 +497,7 @@ class ScoringService:
 
     async def emit(self, steps: list[Step], letters: list[DeadLetter]) -> None:
         m = self.metrics
+        latest: dict[str, Step] = {}
         for step in steps:
             if step.event is not None:
                 outcome = {OK: "ok", DUPLICATE: "duplicate", REJECTED: "dead_lettered"}[step.status]
@@ -481,16 +515,23 @@ class ScoringService:
                 continue
             for label in step.labels:
                 m.labels.labels("late" if label.y else "on_time").inc()
+                self.health.on_label(label.p_at_issue, label.y)
             if step.score is not None:
-                key = step.customer_id.encode()
-                await self.scores.send(key=key, value=encode(step.score))
+                latest[step.customer_id] = step
                 m.scores.labels(step.score.band).inc()
                 m.p_late.observe(step.score.p_late)
-                if step.wall:
-                    m.latency.observe(max(0.0, time.time() - step.wall))
+                self.health.on_score(step.score.p_late)
             for alert in step.alerts:
                 await self.alerts.send(key=step.customer_id.encode(), value=encode(alert))
                 m.alerts.labels(alert.kind).inc()
+        # ar.scores is latest-per-customer: within one batch only a customer's last score
+        # is sent (every alert is). The batch's commit flushes them before writing state.
+        sent_at = time.time()
+        for customer_id, step in latest.items():
+            assert step.score is not None
+            await self.scores.send(key=customer_id.encode(), value=encode(step.score))
+            if step.wall:
+                m.latency.observe(max(0.0, sent_at - step.wall))
         for letter in letters:
             key = letter.customer_id.encode() if letter.customer_id else None
             await self.deadletter.send(key=key, value=encode(letter))
@@ -561,6 +602,12 @@ class ScoringService:
             if wm != float("-inf"):
                 m.watermark.labels(str(p)).set(wm)
         m.checkpoint_age.set(time.monotonic() - self.last_checkpoint)
+        cfg = self.settings.scoring()
+        self.health.set_money_at_risk(sum(
+            priority_units(state, engine.stream_time, cfg)
+            for engine, store in self.engines.values() for state in store.data.values()
+        ) / 10_000)
+        self.health.refresh()
         self._observe_lag()
 
     def _observe_lag(self) -> None:
