@@ -69,7 +69,9 @@ def sustained(broker: EmbeddedBroker, lines: list[bytes]) -> None:
     try:
         first = None
         last_count, last_change = 0.0, time.monotonic()
-        while time.monotonic() - last_change < 10:
+        started = time.monotonic()
+        while (time.monotonic() - last_change < 10 if first else
+               time.monotonic() - started < 90):
             n = consumed(settings)
             now = time.monotonic()
             if n > 0 and first is None:

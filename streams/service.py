@@ -382,7 +382,8 @@ class ScoringService:
 
     async def score_events(self, stream: Any) -> None:
         """Decode, submit to the partition engine, write states, send outputs. Per batch."""
-        async for batch in stream.take_events(500, within=0.02):
+        s = self.settings
+        async for batch in stream.take_events(s.batch_max, within=s.batch_seconds):
             async with self.lock:
                 await self.process(batch)
 
@@ -611,6 +612,7 @@ class ScoringService:
         self._observe_lag()
 
     def _observe_lag(self) -> None:
+        """Records behind the partition's high watermark, counted from what the state applied."""
         consumer = getattr(self.app, "_consumer", None)
         if consumer is None:
             return
@@ -618,11 +620,12 @@ class ScoringService:
             if tp.topic not in self.settings.input_topics:
                 continue
             high = consumer.highwater(tp)
-            position = self.app.consumer._last_offset.get(tp) if hasattr(
-                self.app.consumer, "_last_offset") else None
-            if high is not None and position is not None:
-                self.metrics.consumer_lag.labels(tp.topic, str(tp.partition)).set(
-                    max(0, high - position - 1))
+            if high is None:
+                continue
+            src = f"{tp.topic}:{tp.partition}"
+            position = self.next_offset.get(tp.partition, {}).get(src, 0)
+            self.metrics.consumer_lag.labels(tp.topic, str(tp.partition)).set(
+                max(0, high - position))
 
     def save_model(self, partition: int) -> None:
         engine, _ = self.engines[partition]

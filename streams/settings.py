@@ -69,6 +69,11 @@ class Settings:
     reorder_seconds: float = 0.0
     idle_seconds: float = 5.0
     checkpoint_seconds: float = 60.0
+    batch_max: int = 2000
+    """Events handled per batch: states, the commit record and an acknowledged flush of
+    the outputs are written once per batch, so larger batches amortise the round trip."""
+    batch_seconds: float = 0.1
+    """Longest wait to fill a batch (bounds the latency this adds)."""
     psi_reference_size: int = 1000
     """Scores in the drift reference window (PSI is measured against the first N scores)."""
     health_window: int = 1000
