@@ -8,10 +8,14 @@ JSON Schema files in ``schemas/json/`` describe.
 from __future__ import annotations
 
 import base64
+import hashlib
 from dataclasses import dataclass, field
 from typing import Any
 
 from schemas.codec import SCHEMA_VERSION, DecodeError, dumps
+
+MAX_ORIGINAL_BYTES = 256 * 1024
+"""Original bytes kept whole in a dead letter up to this size (see :func:`dead_letter`)."""
 
 BANDS = ("low", "medium", "high", "critical")
 ALERT_KINDS = ("entered_high_risk", "risk_spike", "high_risk_overdue")
@@ -95,17 +99,30 @@ def dead_letter(
     failed_at: str, stage: str = "decode", customer_id: str | None = None,
     event_id: str | None = None,
 ) -> DeadLetter:
-    """Wrap the original bytes and the error; text is kept too when the bytes are UTF-8."""
+    """Wrap the original bytes and the error; text is kept too when the bytes are UTF-8.
+
+    A record too large to carry whole (base64 grows it by a third, past what a broker takes
+    in one message) keeps its first :data:`MAX_ORIGINAL_BYTES` bytes, and ``extra`` says so
+    with the full size and SHA-256: the whole record stays in the source topic at
+    ``source_offset``, so nothing is lost and the dead letter can still be sent.
+    """
+    extra: dict[str, Any] = {}
+    kept = raw
+    if len(raw) > MAX_ORIGINAL_BYTES:
+        kept = raw[:MAX_ORIGINAL_BYTES]
+        extra = {"original_truncated": True, "original_size": len(raw),
+                 "original_sha256": hashlib.sha256(raw).hexdigest()}
     try:
-        as_text: str | None = raw.decode("utf-8")
+        as_text: str | None = kept.decode("utf-8") if not extra else None
     except UnicodeDecodeError:
         as_text = None
     return DeadLetter(
         reason=error.reason, error_field=error.field, source_topic=topic,
         source_partition=partition, source_offset=offset,
-        original_b64=base64.b64encode(raw).decode("ascii"),
+        original_b64=base64.b64encode(kept).decode("ascii"),
         original_text=as_text if as_text is None or len(as_text) <= 10_000 else None,
         failed_at=failed_at, customer_id=customer_id, event_id=event_id, stage=stage,
+        extra=extra,
     )
 
 
