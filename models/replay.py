@@ -121,9 +121,15 @@ def merged_metrics(models: list[OnlineModel]) -> dict[str, float]:
 
 
 def rejected_letter(step: Step, failed_at: str) -> DeadLetter:
-    """A valid event the core refused, dead-lettered with its original bytes and position."""
+    """A valid event the core refused, dead-lettered with its original bytes and position.
+
+    ``step.source`` is ``topic:partition`` on the Kafka path and the file name in a replay.
+    """
+    topic, _, partition = (step.source or "").rpartition(":")
+    if not partition.isdigit():
+        topic, partition = step.source or "", ""
     return dead_letter(step.raw, DecodeError(step.reason or "rejected"),
-                       topic=step.source or "", partition=None,
+                       topic=topic, partition=int(partition) if partition else None,
                        offset=step.offset if step.offset >= 0 else None, failed_at=failed_at,
                        stage="apply", customer_id=step.customer_id,
                        event_id=step.event.event_id if step.event else None)

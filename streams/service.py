@@ -31,7 +31,7 @@ from prometheus_client import CollectorRegistry
 from models.engine import Engine
 from models.model import OnlineModel
 from models.processor import DUPLICATE, OK, REJECTED, Step
-from models.replay import merged_metrics
+from models.replay import merged_metrics, rejected_letter
 from models.scoring import priority_units
 from models.serialize import state_from_dict, state_to_dict
 from models.state import CustomerState
@@ -506,13 +506,7 @@ class ScoringService:
                 if step.late:
                     m.late_events.inc()
             if step.status == REJECTED:
-                topic, _, partition = (step.source or "").rpartition(":")
-                letters.append(dead_letter(
-                    step.raw, DecodeError(step.reason or "rejected"), topic=topic,
-                    partition=int(partition) if partition.isdigit() else None,
-                    offset=step.offset, failed_at=_now_iso(), stage="apply",
-                    customer_id=step.customer_id,
-                    event_id=step.event.event_id if step.event else None))
+                letters.append(rejected_letter(step, _now_iso()))
                 continue
             for label in step.labels:
                 m.labels.labels("late" if label.y else "on_time").inc()
