@@ -295,7 +295,10 @@ class ScoringService:
     async def on_changelog(self, event: Any) -> None:
         """Recovery and standby reading of the changelog: apply committed batches only."""
         p = event.message.partition
-        value = event.value
+        # Decode the raw bytes ourselves: Faust's recovery decodes changelog values with the
+        # topic's serializer as it was when the topic object was made (plain JSON), so
+        # ``event.value`` is a dict here and a type check on it would skip every record.
+        value = _StateCodec()._loads(event.message.value)
         if isinstance(value, StateRecord):
             batch, states = self.pending.get(p, ("", {}))
             if batch != value.batch:

@@ -39,7 +39,8 @@ class Worker:
     def start(self) -> Worker:
         with open(self.log, "ab") as log:
             self.procs.append(subprocess.Popen(
-                [sys.executable, "-m", "streams.cli", "worker", "--log-level", "warning"],
+                [sys.executable, "-m", "streams.cli", "worker", "--log-level",
+                 os.environ.get("ARSCORE_TEST_LOG_LEVEL", "warning")],
                 env=self.env, stdout=log, stderr=subprocess.STDOUT))
         self.wait_metrics()
         return self
