@@ -66,6 +66,8 @@ class Engine:
         self.idle_seconds = idle_seconds
         self.max_seen: dict[str, float] = {}
         self.last_arrival = dict.fromkeys(sources, wall)
+        self.lagging: frozenset[str] = frozenset()
+        """Sources known to hold unread records (live mode): never idle, whatever the clock."""
         self.stream_time = -math.inf
         self._buffer: list[tuple[float, int, str, int, Pending]] = []
         self._deadlines: list[tuple[float, str]] = []
@@ -81,9 +83,17 @@ class Engine:
         return len(self._buffer)
 
     def watermark(self, wall: float) -> float:
-        """Event time up to which every source has (probably) delivered everything."""
+        """Event time up to which every source has (probably) delivered everything.
+
+        A source is idle when nothing arrived from it for ``idle_seconds`` *and* it is not
+        known to be lagging. Wall-clock silence alone is not enough: while a new owner
+        catches up on a backlog (after a restart or a rebalance) one topic's records can
+        arrive seconds before the other's, and treating the slower one as idle would
+        release events ahead of records it still holds (they would then apply late, out of
+        the order a replay uses).
+        """
         active = [self.max_seen.get(s, -math.inf) for s in self.sources
-                  if wall - self.last_arrival.get(s, wall) < self.idle_seconds]
+                  if s in self.lagging or wall - self.last_arrival.get(s, wall) < self.idle_seconds]
         if not active:  # every input is quiet: nothing more is coming, release it all
             return max(self.max_seen.values(), default=-math.inf)
         return min(active) - self.reorder_seconds

@@ -58,6 +58,9 @@ class Metrics:
                                   registry=r)
         self.checkpoint_age = Gauge("arscore_checkpoint_age_seconds", "Seconds since the models "
                                     "were last checkpointed", registry=r)
+        self.partitions_active = Gauge("arscore_partitions_active", "Input partitions this "
+                                       "worker owns and has recovered (ready to process)",
+                                       registry=r)
         self.watermark = Gauge("arscore_event_time_watermark_seconds", "Event-time watermark per "
                                "partition (epoch seconds)", ["partition"], registry=r)
         for t in (*EVENT_TYPES, "unknown"):

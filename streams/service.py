@@ -26,6 +26,7 @@ from typing import Any
 
 import faust
 from faust.serializers import codecs
+from faust.types import TP
 from prometheus_client import CollectorRegistry
 
 from models.engine import Engine
@@ -229,6 +230,9 @@ class ScoringService:
         self.broker_ok_at = time.monotonic()
         if s.broker_lost_seconds > 0:
             app.timer(s.broker_check_seconds)(self.watch_broker)
+        self.recovered = False
+        """False from a revocation until table recovery completed for the new assignment."""
+        app.on_rebalance_complete.connect(self.on_recovered)
         app.on_partitions_revoked.connect(self.on_revoked)
         app.on_partitions_assigned.connect(self.on_assigned)
         app.on_before_shutdown.connect(self.on_shutdown)
@@ -328,6 +332,7 @@ class ScoringService:
         async def perform_seek() -> None:
             await original()
             await self.seek_to_resume_points()
+            self.metrics.partitions_active.set(len(self.assigned_partitions()))
 
         consumer.perform_seek = perform_seek
         new_offset = consumer._new_offset
@@ -372,14 +377,32 @@ class ScoringService:
                 log.info("%s: resuming at offset %d (group committed %s)", src, resume, committed)
             await consumer.seek(tp, resume)
 
+    def assigned_partitions(self) -> set[int]:
+        consumer = self.app.consumer
+        return {tp.partition for tp in consumer.assignment()
+                if tp.topic in self.settings.input_topics}
+
+    async def on_recovered(self, app: Any, **_: Any) -> None:
+        """Faust finished reading the changelogs of the new assignment: engines may be built."""
+        self.recovered = True
+
     async def on_revoked(self, app: Any, revoked: Any, **_: Any) -> None:
-        """A revoked partition's engine goes; its last commit lets the next owner resume."""
+        """A revoked partition's engine goes; its last commit lets the next owner resume.
+
+        Under the lock, so no batch is half done: the partition's states equal its last
+        commit record, and the flush makes that record durable before the next owner reads
+        the changelog (else it would redo the batch: harmless, but wasted).
+        """
         self.health.on_rebalance()
-        for tp in revoked:
-            if tp.topic in self.settings.input_topics and tp.partition in self.engines:
-                self.save_model(tp.partition)
-                del self.engines[tp.partition]
-                self.next_offset.pop(tp.partition, None)
+        self.metrics.partitions_active.set(0)
+        self.recovered = False
+        async with self.lock:
+            for tp in revoked:
+                if tp.topic in self.settings.input_topics and tp.partition in self.engines:
+                    self.save_model(tp.partition)
+                    del self.engines[tp.partition]
+                    self.next_offset.pop(tp.partition, None)
+            await self.app.producer.flush()
 
     # --- the agent --------------------------------------------------------------------
 
@@ -391,7 +414,10 @@ class ScoringService:
                 await self.process(batch)
 
     async def process(self, batch: list[Any]) -> None:
+        if not self.recovered:
+            return  # fetched before recovery ended: the seek to the resume points re-reads it
         wall = time.time()
+        self.refresh_lagging()
         steps: list[Step] = []
         letters: list[DeadLetter] = []
         touched: set[int] = set()
@@ -484,10 +510,31 @@ class ScoringService:
         """Keyed by something other than the customer id: re-key before touching state."""
         return msg.key != event.customer_id.encode()
 
+    def refresh_lagging(self) -> None:
+        """Tell each engine which of its sources still hold unread records (never idle).
+
+        Unread = the partition's high watermark is past the next offset the state expects
+        (or is not known yet). Without this, a backlog read after a restart or rebalance
+        could make a slower-fetched topic look idle and let the other run ahead.
+        """
+        consumer = getattr(self.app, "_consumer", None)
+        if consumer is None:
+            return
+        for p, (engine, _) in self.engines.items():
+            expected = self.next_offset.get(p, {})
+            lagging = set()
+            for src in engine.sources:
+                topic = src.rpartition(":")[0]
+                high = consumer.highwater(TP(topic, p))
+                if high is None or high > expected.get(src, 0):
+                    lagging.add(src)
+            engine.lagging = frozenset(lagging)
+
     async def tick(self) -> None:
         """Live clock: release what idle inputs held back; let time pass for customers."""
         async with self.lock:
             wall = time.time()
+            self.refresh_lagging()
             steps: list[Step] = []
             changed: set[int] = set()
             for p, (engine, store) in list(self.engines.items()):

@@ -102,8 +102,15 @@ def worker_settings(broker: EmbeddedBroker, tmp_path: Path, **extra: str) -> tup
 def make_worker(broker: EmbeddedBroker, tmp_path: Path) -> Iterator:
     workers: list[Worker] = []
 
-    def make(**extra: str) -> Worker:
-        settings, env = worker_settings(broker, tmp_path, **extra)
+    def make(like: Worker | None = None, **extra: str) -> Worker:
+        """A worker with its own topics; ``like=w``: another member of ``w``'s app and group."""
+        if like is None:
+            settings, env = worker_settings(broker, tmp_path, **extra)
+        else:
+            env = {**like.env, "ARSCORE_METRICS_PORT": str(free_port()),
+                   "ARSCORE_WEB_PORT": str(free_port()),
+                   "ARSCORE_DATA_DIR": str(tmp_path / f"data{len(workers)}"), **extra}
+            settings = Settings.from_env(env).dev_broker_profile()
         w = Worker(settings, env, tmp_path / f"worker{len(workers)}.log")
         workers.append(w)
         return w

@@ -110,4 +110,9 @@ def _enc(doc: dict) -> bytes:
 
 
 def _diff(a: dict, b: dict) -> dict:
-    return {k: (a.get(k), b.get(k)) for k in a.keys() | b.keys() if a.get(k) != b.get(k)}
+    """Differing fields as (worker, replay); lists shown by length and a short head."""
+    def show(v: object) -> object:
+        return f"list[{len(v)}] {str(v)[:120]}" if isinstance(v, list) else v
+
+    return {k: (show(a.get(k)), show(b.get(k))) for k in sorted(a.keys() | b.keys())
+            if a.get(k) != b.get(k) and k != "offsets"}

@@ -75,6 +75,16 @@ def test_when_every_source_is_quiet_everything_is_released() -> None:
     assert ids(e.tick(31.0)) == ["a", "b"] and e.buffered == 0
 
 
+def test_a_lagging_source_is_never_idle() -> None:
+    """Catching up on a backlog: one topic's records may come seconds before the other's."""
+    e = engine(sources=("inv", "pay"), idle_seconds=10.0, wall=0.0)
+    e.lagging = frozenset({"pay"})  # the worker saw unread records on "pay"
+    assert e.submit(invoice("c1", "i1", 100, 1, 31, event_id="a"), "inv", wall=5.0) == []
+    assert e.tick(60.0) == []  # silent for a minute, but known to hold records: wait
+    e.lagging = frozenset()
+    assert ids(e.tick(60.0)) == ["a"]  # caught up and silent: idle after all
+
+
 def test_never_heard_source_holds_back_until_idle() -> None:
     e = engine(sources=("inv", "pay"), idle_seconds=10.0, wall=0.0)
     assert e.submit(invoice("c1", "i1", 100, 1, 31, event_id="a"), "inv", wall=5.0) == []
