@@ -19,6 +19,7 @@ import math
 import os
 import time
 import uuid
+from collections import Counter
 from collections.abc import Iterator, MutableMapping
 from dataclasses import dataclass
 from pathlib import Path
@@ -45,6 +46,7 @@ from streams.metrics import Metrics
 from streams.settings import Settings
 
 log = logging.getLogger("arscore.worker")
+_OUTCOME = {OK: "ok", DUPLICATE: "duplicate", REJECTED: "dead_lettered"}
 STATE_CODEC = "arscore_state"
 
 
@@ -133,20 +135,18 @@ class PartitionStore(MutableMapping[str, CustomerState]):
     def __len__(self) -> int:
         return len(self.data)
 
-    def commit(self, record: Commit) -> None:
-        """Changelog the dirty states and then the commit record, tagged with one batch id.
+    def commit_records(self, record: Commit) -> list[tuple[bytes, bytes]]:
+        """The dirty states then the commit record, as changelog (key, value) pairs.
 
         Values are serialised here, not when the producer gets round to them: a state
         changed by the next batch must not reach the changelog under this batch's id.
         """
         codec = _StateCodec()
-        send = self.table.send_changelog
-        for key, value in self.dirty.items():
-            send(self.partition, dumps(key), codec.dumps(StateRecord(record.batch, value)),
-                 key_serializer="raw", value_serializer="raw")
+        out = [(dumps(key), codec.dumps(StateRecord(record.batch, value)))
+               for key, value in self.dirty.items()]
         self.dirty.clear()
-        send(self.partition, dumps(self.partition), codec.dumps(record),
-             key_serializer="raw", value_serializer="raw")
+        out.append((dumps(self.partition), codec.dumps(record)))
+        return out
 
 
 def faust_settings(s: Settings) -> dict[str, Any]:
@@ -162,6 +162,7 @@ def faust_settings(s: Settings) -> dict[str, Any]:
     )
     if s.producer_max_batch_size:
         opts["producer_max_batch_size"] = s.producer_max_batch_size
+    opts["producer_linger"] = s.producer_linger
     if s.security_protocol != "PLAINTEXT":
         opts["broker_credentials"] = _credentials(s)
     return opts
@@ -223,6 +224,8 @@ class ScoringService:
         self.gap_seeks: dict[str, tuple[int, float, int]] = {}
         self.lock = asyncio.Lock()
         self.last_checkpoint = time.monotonic()
+        self.portfolio_at = -math.inf
+        self.cfg = s.scoring()
         self._seek_hooked = False
         app.agent(self.inputs, name="score_events")(self.score_events)
         app.timer(s.tick_seconds)(self.tick)
@@ -484,16 +487,28 @@ class ScoringService:
         return False
 
     async def commit(self, partitions: set[int]) -> None:
-        """Close a batch: outputs acknowledged first, then states + commit record."""
+        """Close a batch: outputs acknowledged first, then states + commit record.
+
+        Records go straight to the producer (``app.producer.send``), not through Faust's
+        ``Topic.send`` / ``Table.send_changelog``: those wrap every record in channel and
+        future objects, which cost more than the scoring itself at this volume.
+        """
         if not partitions:
             return
-        await self.app.producer.flush()
+        producer = self.app.producer
+        await producer.flush()
         self.durable.update(self.commits)  # every record written before the flush is acked
+        topic = self.changelog_topic
         for p in partitions:
             if p in self.engines:
                 record = self.commit_record(p)
-                self.engines[p][1].commit(record)
+                for key, value in self.engines[p][1].commit_records(record):
+                    await producer.send(topic, key, value, p, None, None)
                 self.commits[p] = record
+
+    @property
+    def changelog_topic(self) -> str:
+        return self.table.changelog_topic.get_topic_name()  # type: ignore[no-any-return]
 
     def _decode(self, msg: Any, letters: list[DeadLetter]) -> Event | None:
         try:
@@ -547,39 +562,56 @@ class ScoringService:
         self.observe()
 
     async def emit(self, steps: list[Step], letters: list[DeadLetter]) -> None:
-        m = self.metrics
+        """Send what a batch produced and count it (metrics are added once per batch)."""
+        m, s = self.metrics, self.settings
+        send = self.app.producer.send
+        outcomes: Counter[tuple[str, str]] = Counter()
+        label_counts: Counter[int] = Counter()
+        alert_counts: Counter[str] = Counter()
+        late = 0
         latest: dict[str, Step] = {}
         for step in steps:
             if step.event is not None:
-                outcome = {OK: "ok", DUPLICATE: "duplicate", REJECTED: "dead_lettered"}[step.status]
-                m.events.labels(step.event.type, outcome).inc()
-                if step.late:
-                    m.late_events.inc()
+                outcomes[step.event.type, _OUTCOME[step.status]] += 1
+                late += step.late
             if step.status == REJECTED:
                 letters.append(rejected_letter(step, _now_iso()))
                 continue
             for label in step.labels:
-                m.labels.labels("late" if label.y else "on_time").inc()
+                label_counts[label.y] += 1
                 self.health.on_label(label.p_at_issue, label.y)
             if step.score is not None:
                 latest[step.customer_id] = step
-                m.scores.labels(step.score.band).inc()
-                m.p_late.observe(step.score.p_late)
-                self.health.on_score(step.score.p_late)
             for alert in step.alerts:
-                await self.alerts.send(key=step.customer_id.encode(), value=encode(alert))
-                m.alerts.labels(alert.kind).inc()
+                await send(s.alerts_topic, step.customer_id.encode(), encode(alert), None,
+                           None, None)
+                alert_counts[alert.kind] += 1
         # ar.scores is latest-per-customer: within one batch only a customer's last score
         # is sent (every alert is). The batch's commit flushes them before writing state.
         sent_at = time.time()
+        bands: Counter[str] = Counter()
         for customer_id, step in latest.items():
-            assert step.score is not None
-            await self.scores.send(key=customer_id.encode(), value=encode(step.score))
+            score = step.score
+            assert score is not None
+            await send(s.scores_topic, customer_id.encode(), encode(score), None, None, None)
+            bands[score.band] += 1
+            m.p_late.observe(score.p_late)
+            self.health.on_score(score.p_late)
             if step.wall:
                 m.latency.observe(max(0.0, sent_at - step.wall))
         for letter in letters:
             key = letter.customer_id.encode() if letter.customer_id else None
-            await self.deadletter.send(key=key, value=encode(letter))
+            await send(s.deadletter_topic, key, encode(letter), None, None, None)
+        for (kind, outcome), n in outcomes.items():
+            m.events.labels(kind, outcome).inc(n)
+        for y, n in label_counts.items():
+            m.labels.labels("late" if y else "on_time").inc(n)
+        for band, n in bands.items():
+            m.scores.labels(band).inc(n)
+        for kind, n in alert_counts.items():
+            m.alerts.labels(kind).inc(n)
+        if late:
+            m.late_events.inc(late)
 
     # --- broker watchdog -------------------------------------------------------------
 
@@ -624,15 +656,13 @@ class ScoringService:
     # --- observation and checkpoints ----------------------------------------------------
 
     def observe(self) -> None:
-        """Refresh the gauges (once per tick: cheap enough, and no per-event cost)."""
+        """Refresh the gauges once per tick (no per-event cost); the O(customers) ones less often."""
         m = self.metrics
-        states = [st for _, store in self.engines.values() for st in store.data.values()]
-        m.customers.set(len(states))
-        bands = [0] * len(BANDS)
-        for state in states:
-            bands[state.band] += 1
-        for name, count in zip(BANDS, bands, strict=True):
-            m.customers_by_band.labels(name).set(count)
+        m.customers.set(sum(len(store.data) for _, store in self.engines.values()))
+        now = time.monotonic()
+        if now - self.portfolio_at >= self.settings.portfolio_seconds:
+            self.portfolio_at = now
+            self._observe_portfolio()
         engines = [e for e, _ in self.engines.values()]
         if engines:
             summary = merged_metrics([e.model for e in engines])
@@ -647,13 +677,21 @@ class ScoringService:
             if wm != float("-inf"):
                 m.watermark.labels(str(p)).set(wm)
         m.checkpoint_age.set(time.monotonic() - self.last_checkpoint)
-        cfg = self.settings.scoring()
-        self.health.set_money_at_risk(sum(
-            priority_units(state, engine.stream_time, cfg)
-            for engine, store in self.engines.values() for state in store.data.values()
-        ) / 10_000)
         self.health.refresh()
         self._observe_lag()
+
+    def _observe_portfolio(self) -> None:
+        """Customers by band and money at risk: a walk over every customer."""
+        bands = [0] * len(BANDS)
+        risk = 0
+        cfg = self.cfg
+        for engine, store in self.engines.values():
+            for state in store.data.values():
+                bands[state.band] += 1
+                risk += priority_units(state, engine.stream_time, cfg)
+        for name, count in zip(BANDS, bands, strict=True):
+            self.metrics.customers_by_band.labels(name).set(count)
+        self.health.set_money_at_risk(risk / 10_000)
 
     def _observe_lag(self) -> None:
         """Records behind the partition's high watermark, counted from what the state applied."""

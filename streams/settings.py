@@ -69,6 +69,9 @@ class Settings:
     reorder_seconds: float = 0.0
     idle_seconds: float = 5.0
     checkpoint_seconds: float = 60.0
+    portfolio_seconds: float = 10.0
+    """How often the gauges that walk every customer (bands, money at risk) are refreshed:
+    that walk costs O(customers), too much for every tick on a large book."""
     batch_max: int = 2000
     """Events handled per batch: states, the commit record and an acknowledged flush of
     the outputs are written once per batch, so larger batches amortise the round trip."""
@@ -85,8 +88,12 @@ class Settings:
     session_timeout: float = 10.0
     heartbeat_interval: float = 1.0
     rebalance_timeout: float = 20.0
-    producer_max_batch_size: int = 0
-    """0 = the client's default. The dev broker needs 1 (see ``dev_broker_profile``)."""
+    producer_max_batch_size: int = 262_144
+    """Bytes per producer batch. A batch of scores + states is ~1 MB, so the client's 16 KiB
+    default means dozens of produce requests per batch; 256 KiB (with ``producer_linger``)
+    is the usual throughput setting. The dev broker needs 1 (see ``dev_broker_profile``)."""
+    producer_linger: float = 0.005
+    """Seconds the producer waits to fill a batch (Kafka's ``linger.ms``)."""
     dev_broker: bool = False
     """Set for a Tansu dev broker started elsewhere (tests, demo): applies ``dev_broker_profile``."""
     # scoring: defaults come from models.config.ScoringConfig (one source of truth)

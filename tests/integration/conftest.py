@@ -92,6 +92,7 @@ def worker_settings(broker: EmbeddedBroker, tmp_path: Path, **extra: str) -> tup
         "ARSCORE_DEADLETTER_TOPIC": f"dead-{tag}", "ARSCORE_METRICS_PORT": str(free_port()),
         "ARSCORE_WEB_PORT": str(free_port()), "ARSCORE_PARTITIONS": "1",
         "ARSCORE_IDLE_SECONDS": "3", "ARSCORE_TICK_SECONDS": "0.5",
+        "ARSCORE_PORTFOLIO_SECONDS": "0.5",
     }
     env_values.update(extra)
     env = {**os.environ, **env_values}
