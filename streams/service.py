@@ -74,6 +74,13 @@ class Commit:
     max_seen: dict[str, float]
     resume: dict[str, int]
     seq: int = 0
+    """Commit number on this partition, continued by each new owner from the one it recovered."""
+    generation: int = 0
+    """Consumer-group generation the writer owned the partition in (breaks ``seq`` ties)."""
+
+    @property
+    def order(self) -> tuple[int, int]:
+        return self.seq, self.generation
 
 
 class _StateCodec(codecs.Codec):
@@ -82,6 +89,7 @@ class _StateCodec(codecs.Codec):
     def _dumps(self, obj: Any) -> bytes:
         if isinstance(obj, Commit):
             return dumps({"commit": obj.batch, "partition": obj.partition, "seq": obj.seq,
+                          "generation": obj.generation,
                           "model": base64.b64encode(obj.model).decode(),
                           "stream_time": obj.stream_time if math.isfinite(obj.stream_time)
                           else None, "max_seen": obj.max_seen, "resume": obj.resume})
@@ -95,7 +103,7 @@ class _StateCodec(codecs.Codec):
             st = doc.get("stream_time")
             return Commit(doc["commit"], doc["partition"], base64.b64decode(doc["model"]),
                           -math.inf if st is None else float(st), doc["max_seen"],
-                          doc["resume"], doc.get("seq", 0))
+                          doc["resume"], doc.get("seq", 0), doc.get("generation", 0))
         if "batch" in doc:
             return StateRecord(doc["batch"], state_from_dict(doc["state"]))
         return state_from_dict(doc)
@@ -217,7 +225,8 @@ class ScoringService:
         self.commits: dict[int, Commit] = {}
         self.durable: dict[int, Commit] = {}
         """Commit records the broker has acknowledged: Faust may commit offsets up to these."""
-        self.pending: dict[int, tuple[str, dict[str, CustomerState]]] = {}
+        self.pending: dict[int, dict[str, dict[str, CustomerState]]] = {}
+        """Per partition and batch id: states read from the changelog, awaiting their commit."""
         self.engines: dict[int, tuple[Engine, PartitionStore]] = {}
         self.next_offset: dict[int, dict[str, int]] = {}
         """Per partition and input source: the next offset the engine expects."""
@@ -297,7 +306,8 @@ class ScoringService:
         resume = {src: min(off, buffered.get(src, off)) for src, off in nxt.items()}
         previous = self.commits.get(partition)
         return Commit(uuid.uuid4().hex, partition, engine.model.to_bytes(), engine.stream_time,
-                      dict(engine.max_seen), resume, (previous.seq + 1) if previous else 1)
+                      dict(engine.max_seen), resume, (previous.seq + 1) if previous else 1,
+                      self.app.consumer_generation_id)
 
     async def on_changelog(self, event: Any) -> None:
         """Recovery and standby reading of the changelog: apply committed batches only."""
@@ -307,23 +317,36 @@ class ScoringService:
         # ``event.value`` is a dict here and a type check on it would skip every record.
         value = _StateCodec()._loads(event.message.value)
         if isinstance(value, StateRecord):
-            batch, states = self.pending.get(p, ("", {}))
-            if batch != value.batch:
-                if states:
-                    log.warning("partition %d: %d state records of an unfinished batch "
-                                "ignored (the writer died before committing it)", p, len(states))
-                batch, states = value.batch, {}
-                self.pending[p] = (batch, states)
-            states[value.state.customer_id] = value.state
+            batches = self.pending.setdefault(p, {})
+            batches.setdefault(value.batch, {})[value.state.customer_id] = value.state
         elif isinstance(value, Commit):
-            batch, states = self.pending.pop(p, ("", {}))
-            if batch == value.batch:
-                self.states.setdefault(p, {}).update(states)
-            elif states:
-                log.warning("partition %d: %d state records of an unfinished batch ignored "
-                            "(the writer died before committing it)", p, len(states))
-            self.commits[p] = value
-            self.durable[p] = value
+            self._apply_commit(p, value)
+
+    def _apply_commit(self, p: int, commit: Commit) -> None:
+        """A batch is complete: apply its states, unless a newer commit was already applied.
+
+        Records of different writers can interleave on one changelog partition: a worker
+        that lost the partition may still flush a batch after the new owner has started
+        (no fencing without a transactional producer). Keeping states per batch id means
+        such a batch cannot mix with another, and ordering commits by (seq, generation)
+        means a late commit from the former owner cannot roll the partition back.
+        """
+        batches = self.pending.pop(p, {})
+        states = batches.pop(commit.batch, {})
+        current = self.commits.get(p)
+        if current is not None and commit.order <= current.order:
+            # also the normal case when re-reading history this worker already holds
+            log.debug("partition %d: commit %d (generation %d) is older than commit %d "
+                        "(generation %d) already applied: ignored",
+                        p, commit.seq, commit.generation, current.seq, current.generation)
+            return
+        unfinished = sum(len(v) for v in batches.values())
+        if unfinished:
+            log.warning("partition %d: %d state records of an unfinished batch ignored "
+                        "(the writer died before committing it)", p, unfinished)
+        self.states.setdefault(p, {}).update(states)
+        self.commits[p] = commit
+        self.durable[p] = commit
 
     async def on_assigned(self, app: Any, assigned: Any, **_: Any) -> None:
         """Hook the consumer's seek-to-committed (run after every recovery) once."""
@@ -723,8 +746,16 @@ class ScoringService:
         self.last_checkpoint = time.monotonic()
 
     async def on_shutdown(self, app: Any, **_: Any) -> None:
+        """Finish the batch in hand and make it durable before the group hands partitions on.
+
+        Runs before the consumer leaves the group: no changelog record of this worker can
+        then land after the next owner has read the changelog.
+        """
+        self.recovered = False  # no batch starts after this one
+        async with self.lock:
+            await self.app.producer.flush()
         await self.checkpoint()
-        log.info("models checkpointed on shutdown")
+        log.info("last batch flushed, models checkpointed on shutdown")
 
 
 def _now_iso() -> str:

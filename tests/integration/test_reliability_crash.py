@@ -90,6 +90,7 @@ def test_kill9_mid_stream_loses_nothing(make_worker, tmp_path: Path) -> None:
     # states: nothing lost (billed/received/labels would be short), nothing applied twice
     assert states.keys() == r_states.keys()
     wrong = [c for c in r_states if comparable(states[c]) != comparable(r_states[c])]
+    dump_mismatch(tmp_path, states, r_states, wrong)
     assert not wrong, [(c, _diff(states[c], r_states[c])) for c in wrong[:2]]
     # scores and alerts, model included
     assert k_scores.keys() == r_scores.keys()
@@ -101,6 +102,15 @@ def test_kill9_mid_stream_loses_nothing(make_worker, tmp_path: Path) -> None:
     print(f"crash: {len(kills)} kills at {kills} events consumed in each life, durable "
           f"resume offsets {resumes}, {len(lines)} events, "
           f"{len(states)} customers, {labels} labels; lost 0, applied twice 0")
+
+
+def dump_mismatch(tmp_path: Path, states: dict, r_states: dict, wrong: list[str]) -> None:
+    """Both versions of every differing customer, for the post-mortem (left in tmp_path)."""
+    if wrong:
+        import json
+
+        (tmp_path / "mismatch.json").write_text(json.dumps(
+            {c: {"worker": states[c], "replay": r_states[c]} for c in wrong}, indent=1))
 
 
 def _enc(doc: dict) -> bytes:

@@ -24,7 +24,7 @@ from pathlib import Path
 import pytest
 from conftest import end_offsets, kill_worker, replay_with_state, wait_committed
 from test_equivalence import REORDER, latest_scores, simulate
-from test_reliability_crash import _diff, _enc, comparable, consumed
+from test_reliability_crash import _diff, _enc, comparable, consumed, dump_mismatch
 
 from schemas.codec import loads
 from streams.kafkaio import produce_lines, read_all
@@ -122,6 +122,7 @@ def test_workers_join_leave_and_die_state_equals_replay(make_worker, tmp_path: P
     assert b_consumed > 0 and consumed(c) > 0  # every member did real work
     assert states.keys() == r_states.keys()
     wrong = [k for k in r_states if comparable(states[k]) != comparable(r_states[k])]
+    dump_mismatch(tmp_path, states, r_states, wrong)
     assert not wrong, (f"late events {late}; partitions "
                        f"{sorted({partition_for(k, PARTITIONS) for k in wrong})}",
                        [(k, _diff(states[k], r_states[k])) for k in wrong[:2]])
