@@ -148,6 +148,11 @@ def main() -> None:
     args = ap.parse_args()
     lines = [dumps(e) for e in simulate(SimulationConfig(customers=20_000, days=120))]
     lines = lines[: max(args.events, int(args.rate * args.seconds))]
+    d = Settings.from_env(os.environ)
+    print(f"settings: partitions 4, producer_max_batch_size {d.producer_max_batch_size:,} B, "
+          f"producer_linger {d.producer_linger * 1000:g} ms, batch_max {d.batch_max}, "
+          f"batch_seconds {d.batch_seconds:g}, reorder_seconds {d.reorder_seconds:g} "
+          "(production defaults unless ARSCORE_* says otherwise; no dev-broker profile)")
     with EmbeddedBroker() as broker:
         sustained(broker, lines[: args.events])
         latency(broker, lines, args.rate, args.seconds)

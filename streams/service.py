@@ -596,7 +596,11 @@ class ScoringService:
         for step in steps:
             if step.event is not None:
                 outcomes[step.event.type, _OUTCOME[step.status]] += 1
-                late += step.late
+                if step.late and step.status != DUPLICATE:
+                    late += 1
+                    log.info("%s offset %d: %s %s at %s applied late (behind the stream time)",
+                             step.source, step.offset, step.event.type, step.event.event_id,
+                             step.event.at.isoformat())
             if step.status == REJECTED:
                 letters.append(rejected_letter(step, _now_iso()))
                 continue
