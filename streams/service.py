@@ -46,6 +46,10 @@ from streams.metrics import Metrics
 from streams.settings import Settings
 
 log = logging.getLogger("arscore.worker")
+CAUGHT_UP_FRESH_SECONDS = 2.5
+"""How recent a fetch response must be to prove a source has nothing unread: Faust's
+consumer long-polls for at most 1.5 s, so a live, caught-up partition is confirmed at
+least that often; a fetcher stalled for longer proves nothing."""
 _OUTCOME = {OK: "ok", DUPLICATE: "duplicate", REJECTED: "dead_lettered"}
 STATE_CODEC = "arscore_state"
 
@@ -549,22 +553,31 @@ class ScoringService:
         return msg.key != event.customer_id.encode()
 
     def refresh_lagging(self) -> None:
-        """Tell each engine which of its sources still hold unread records (never idle).
+        """Tell each engine which of its sources may still hold unread records (never idle).
 
-        Unread = the partition's high watermark is past the next offset the state expects
-        (or is not known yet). Without this, a backlog read after a restart or rebalance
-        could make a slower-fetched topic look idle and let the other run ahead.
+        A source counts as caught up only on fresh evidence: a fetch response for its
+        partition within the last ``CAUGHT_UP_FRESH_SECONDS`` whose high watermark is not
+        past the next offset the state expects. Without it (backlog after a restart or
+        rebalance, a stalled or paused fetcher, a busy machine), wall-clock silence proves
+        nothing, and treating the source as idle would let the engine run ahead of records
+        it has not read yet; they would then apply late, out of the replay's order.
         """
         consumer = getattr(self.app, "_consumer", None)
         if consumer is None:
             return
+        client = consumer._thread._ensure_consumer()  # aiokafka: high watermark + poll time
+        now_ms = time.time() * 1000
         for p, (engine, _) in self.engines.items():
             expected = self.next_offset.get(p, {})
             lagging = set()
             for src in engine.sources:
-                topic = src.rpartition(":")[0]
-                high = consumer.highwater(TP(topic, p))
-                if high is None or high > expected.get(src, 0):
+                tp = TP(src.rpartition(":")[0], p)
+                try:
+                    high, polled = client.highwater(tp), client.last_poll_timestamp(tp)
+                except AssertionError:  # not assigned (any more): nothing to wait for
+                    continue
+                if (high is None or polled is None or high > expected.get(src, 0)
+                        or now_ms - polled > CAUGHT_UP_FRESH_SECONDS * 1000):
                     lagging.add(src)
             engine.lagging = frozenset(lagging)
 
