@@ -565,6 +565,11 @@ class ScoringService:
         consumer = getattr(self.app, "_consumer", None)
         if consumer is None:
             return
+        if self.app.rebalancing or not self.recovered:
+            # fetching is paused or about to move: silence now says nothing about the inputs
+            for engine, _ in self.engines.values():
+                engine.lagging = frozenset(engine.sources)
+            return
         client = consumer._thread._ensure_consumer()  # aiokafka: high watermark + poll time
         now_ms = time.time() * 1000
         for p, (engine, _) in self.engines.items():
