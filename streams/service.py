@@ -565,8 +565,9 @@ class ScoringService:
         consumer = getattr(self.app, "_consumer", None)
         if consumer is None:
             return
-        if self.app.rebalancing or not self.recovered:
-            # fetching is paused or about to move: silence now says nothing about the inputs
+        if self.app.rebalancing or not self.recovered or not consumer.flow_active:
+            # fetching is paused (rebalance, shutdown) or about to move: silence now says
+            # nothing about the inputs
             for engine, _ in self.engines.values():
                 engine.lagging = frozenset(engine.sources)
             return
