@@ -298,9 +298,11 @@ class ScoringService:
             for state in list(store.data.values()):
                 engine.schedule(state)
             self.engines[partition] = (engine, store)
-            log.info("partition %d: engine ready (%s, %d labels, %d customers, resume %s)",
+            log.info("partition %d: engine ready (%s, %d labels, %d customers, resume %s, "
+                     "stream time %s, newest per input %s)",
                      partition, engine.model.version, engine.model.labels_seen,
-                     len(store.data), self.next_offset.get(partition))
+                     len(store.data), self.next_offset.get(partition),
+                     _iso(engine.stream_time), {k: _iso(v) for k, v in engine.max_seen.items()})
         return self.engines[partition]
 
     def commit_record(self, partition: int) -> Commit:
@@ -595,7 +597,12 @@ class ScoringService:
             steps: list[Step] = []
             changed: set[int] = set()
             for p, (engine, store) in list(self.engines.items()):
+                before = engine.stream_time
                 released = engine.tick(wall)
+                if engine.stream_time != before:
+                    log.info("partition %d: tick released %d steps, stream time %s -> %s "
+                              "(lagging %s)", p, len(released), _iso(before),
+                              _iso(engine.stream_time), sorted(engine.lagging))
                 if released or store.dirty:
                     changed.add(p)
                 steps += released
@@ -779,6 +786,12 @@ class ScoringService:
             await self.app.producer.flush()
         await self.checkpoint()
         log.info("last batch flushed, models checkpointed on shutdown")
+
+
+def _iso(epoch: float) -> str:
+    from datetime import UTC, datetime
+
+    return datetime.fromtimestamp(epoch, UTC).isoformat() if math.isfinite(epoch) else "-"
 
 
 def _now_iso() -> str:
