@@ -292,7 +292,9 @@ class ScoringService:
                             wall=time.time())
             if commit is not None:
                 engine.stream_time = commit.stream_time
-                engine.max_seen = {k: v for k, v in commit.max_seen.items() if k in sources}
+                # max_seen is NOT restored: it counts events still in the reorder buffer,
+                # which are re-read from the resume offsets. Restored, it would let the
+                # watermark pass them before they are read again (they would apply late).
                 self.next_offset[partition] = {k: v for k, v in commit.resume.items()
                                                if k in sources}
             for state in list(store.data.values()):
