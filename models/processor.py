@@ -140,7 +140,7 @@ class Processor:
         self._learn(labels)
         cfg = self.cfg
         x = features(s, now, cfg)
-        p, contributions = self.model.explain(x)
+        p, contributions = self.model.score(x)
         prev_band = s.band
         band = next_band(prev_band, p, cfg)
         why = explain(s, x, now, contributions, cfg)

@@ -2,8 +2,8 @@
 
 from __future__ import annotations
 
-import heapq
 from array import array
+from collections.abc import Mapping, Sequence
 
 from models.config import DAY, ScoringConfig
 from models.features import FEATURE_NAMES
@@ -106,12 +106,15 @@ def _explain(name: str, state: CustomerState, x: array, now: float) -> str | Non
 
 
 def reasons(state: CustomerState, x: array, now: float,  # type: ignore[type-arg]
-            contributions: dict[str, float] | None, cfg: ScoringConfig,
+            contributions: Mapping[str, float] | Sequence[float] | None, cfg: ScoringConfig,
             limit: int = 3) -> tuple[Reason, ...]:
     """The top factors pushing this customer towards late payment, in plain words.
 
-    Uses the model's per-feature contributions when it has them; otherwise (cold start,
-    non-linear model) a fixed ranking of the risk signals in the state.
+    Uses the model's per-feature contributions when it has them (a mapping by feature
+    name, or a sequence ordered like FEATURE_NAMES, which is what the per-event path
+    passes: no dict to build); otherwise (cold start, non-linear model) a fixed ranking
+    of the risk signals in the state. Only positive contributions can be reasons, so
+    only those are ranked.
     """
     if contributions is None:
         contributions = {
@@ -121,16 +124,18 @@ def reasons(state: CustomerState, x: array, now: float,  # type: ignore[type-arg
             "lateness_trend": x[_IDX["lateness_trend"]] / 10.0,
             "open_disputed": x[_IDX["open_disputed"]],
         }
-    ranked = heapq.nsmallest(2 * limit + 2, contributions.items(), key=lambda kv: (-kv[1], kv[0]))
+    pairs = contributions.items() if isinstance(contributions, Mapping) \
+        else zip(FEATURE_NAMES, contributions, strict=True)
+    ranked = sorted([(-weight, name) for name, weight in pairs if weight > 0])
     out: list[Reason] = []
     texts: set[str] = set()
-    for name, weight in ranked:
-        if weight <= 0 or len(out) >= limit:
+    for negative, name in ranked[:2 * limit + 2]:
+        if len(out) >= limit:
             break
         text = _explain(name, state, x, now)
         if text and text not in texts:
             texts.add(text)
-            out.append(Reason(code=name, text=text, weight=round(weight, 4)))
+            out.append(Reason(code=name, text=text, weight=round(-negative, 4)))
     if out:
         return tuple(out)
     if state.n_labels and not state.n_late:
