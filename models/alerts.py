@@ -66,8 +66,8 @@ def decide(state: CustomerState, *, prev_band: int, band: int, p: float, low: fl
            cfg: ScoringConfig, reasons: Sequence[Reason] = ()) -> list[AlertDraft]:
     """The alerts this change raises, cool-downs applied (and recorded in ``state``)."""
     drafts: list[AlertDraft] = []
-    why = "; ".join(r.text for r in reasons[:2])
     if band >= HIGH and band > prev_band:
+        why = "; ".join(r.text for r in reasons[:2])
         drafts.append(AlertDraft("entered_high_risk", trigger,
                                  f"moved from {BANDS[prev_band]} to {BANDS[band]} risk"
                                  + (f": {why}" if why else "")))

@@ -21,6 +21,7 @@ from __future__ import annotations
 import collections
 import math
 from collections.abc import Sequence
+from operator import mul, sub, truediv
 from typing import Any
 
 from river import compose, linear_model, optim, preprocessing, utils
@@ -29,8 +30,8 @@ from river import compose, linear_model, optim, preprocessing, utils
 class FastLinear:
     """Standard scaler + logistic regression (Adam, Log loss, no penalty) over lists."""
 
-    __slots__ = ("beta_1", "beta_2", "clip", "eps", "intercept", "intercept_lr", "lr", "m",
-                 "means", "n", "names", "sds", "steps", "v", "vars", "weights")
+    __slots__ = ("beta_1", "beta_2", "clip", "divisors", "eps", "intercept", "intercept_lr",
+                 "lr", "m", "means", "n", "names", "sds", "steps", "v", "vars", "weights")
 
     def __init__(self, names: Sequence[str], lr: float = 0.001, beta_1: float = 0.9,
                  beta_2: float = 0.999, eps: float = 1e-8, intercept_lr: float = 0.01,
@@ -45,6 +46,8 @@ class FastLinear:
         self.vars = [0.0] * k
         self.sds = [0.0] * k
         """``var ** 0.5`` (0.0 where var is 0), cached between learns: predictions divide by it."""
+        self.divisors = [math.inf] * k
+        """``sds`` with inf for 0, so that :meth:`terms` can divide without a branch."""
         self.weights = [0.0] * k
         self.intercept = 0.0
         self.steps = 0
@@ -58,6 +61,36 @@ class FastLinear:
         """River's ``StandardScaler.transform_one``: ``(x - mean) / var**0.5``, 0 where var is 0."""
         return [(xi - mi) / sd if sd else 0.0 for xi, mi, sd in zip(x, self.means, self.sds, strict=True)]
 
+    def terms(self, x: Sequence[float]) -> tuple[list[float], list[float], float]:
+        """Scaled features, each one's term of the log-odds (weight x scaled) and the log-odds.
+
+        The per-score path, in C-level maps. Dividing by inf instead of branching on a zero
+        variance gives 0.0 or -0.0 for River's 0.0; a signed zero changes no sum, product
+        or comparison made from here on, so the numbers are River's. A non-finite feature
+        would give NaN where River gives 0.0: then the branching path is taken instead.
+        """
+        scaled = list(map(truediv, map(sub, x, self.means), self.divisors))
+        terms = list(map(mul, self.weights, scaled))
+        dot = 0.0
+        for t in terms:
+            dot += t
+        if dot - dot != 0.0:  # inf or nan somewhere: redo it exactly as River does
+            scaled = self.scale(x)
+            terms = [wi * si for wi, si in zip(self.weights, scaled, strict=True)]
+            dot = 0.0
+            for t in terms:
+                dot += t
+        return scaled, terms, dot + self.intercept
+
+    @staticmethod
+    def sigmoid(z: float) -> float:
+        """River's ``utils.math.sigmoid`` (with its cut-offs at +-30)."""
+        if z < -30:
+            return 0.0
+        if z > 30:
+            return 1.0
+        return 1 / (1 + math.exp(-z))
+
     def raw(self, scaled: Sequence[float]) -> float:
         """Log-odds: the dot product summed left to right (as River's VectorDict.dot), plus intercept."""
         dot = 0.0
@@ -67,12 +100,7 @@ class FastLinear:
 
     def proba(self, scaled: Sequence[float]) -> float:
         """River's ``LogisticRegression.predict_proba_one(...)[True]`` (its sigmoid, cut-offs included)."""
-        z = self.raw(scaled)
-        if z < -30:
-            return 0.0
-        if z > 30:
-            return 1.0
-        return 1 / (1 + math.exp(-z))
+        return self.sigmoid(self.raw(scaled))
 
     # --- learning -------------------------------------------------------------------
 
@@ -87,6 +115,7 @@ class FastLinear:
             var = vars_[i] + ((xi - old) * (xi - new) - vars_[i]) / n
             vars_[i] = var
             sds[i] = var**0.5 if var else 0.0
+        self.divisors = [sd if sd else math.inf for sd in sds]
         scaled = self.scale(x)
         # Log loss gradient w.r.t. the log-odds (optim.losses.Log.gradient, weights 1.0)
         sign = 1 if y else -1
@@ -153,6 +182,7 @@ class FastLinear:
             fast.means = [float(scaler.means.get(name, 0.0)) for name in names]
             fast.vars = [float(scaler.vars.get(name, 0.0)) for name in names]
             fast.sds = [var**0.5 if var else 0.0 for var in fast.vars]
+            fast.divisors = [sd if sd else math.inf for sd in fast.sds]
         weights = model._weights.to_dict()
         fast.steps = opt.n_iterations
         fast.intercept = float(model.intercept)

@@ -10,8 +10,7 @@ from __future__ import annotations
 
 import math
 import pickle
-from array import array
-from collections.abc import Callable
+from collections.abc import Callable, Sequence
 from dataclasses import dataclass, field
 from typing import Any
 
@@ -242,14 +241,14 @@ class OnlineModel:
         p = w * raw + (1.0 - w) * self.prior
         return min(max(p, 1e-4), 1.0 - 1e-4)
 
-    def predict(self, x: array) -> float:  # type: ignore[type-arg]
+    def predict(self, x: Sequence[float]) -> float:
         """P(late) for the invoice described by ``x``, blended with the prior while young."""
         fast = self._fast
         if fast is not None:
-            return self._blend(fast.proba(fast.scale(x)))
+            return self._blend(fast.sigmoid(fast.terms(x)[2]))
         return self.explain(x, with_contributions=False)[0]
 
-    def score(self, x: array) -> tuple[float, list[float] | None]:  # type: ignore[type-arg]
+    def score(self, x: Sequence[float]) -> tuple[float, list[float] | None]:
         """P(late) and each feature's push on the log-odds, as a list ordered like FEATURE_NAMES.
 
         The per-event path: no dicts. Contributions are None for pipelines that are not
@@ -262,14 +261,13 @@ class OnlineModel:
             if contributions is None:
                 return p, None
             return p, [contributions.get(name, math.nan) for name in FEATURE_NAMES]
-        scaled = fast.scale(x)
-        terms = [wi * si for wi, si in zip(fast.weights, scaled, strict=True)]
-        p = self._blend(fast.proba(scaled))
-        if not all(map(math.isfinite, scaled)):
+        scaled, terms, z = fast.terms(x)
+        p = self._blend(fast.sigmoid(z))
+        if z - z != 0.0 and not all(map(math.isfinite, scaled)):
             terms = [t if math.isfinite(si) else math.nan for t, si in zip(terms, scaled, strict=True)]
         return p, terms
 
-    def explain(self, x: array, with_contributions: bool = True,  # type: ignore[type-arg]
+    def explain(self, x: Sequence[float], with_contributions: bool = True,
                 ) -> tuple[float, dict[str, float] | None]:
         """P(late) and, for scaler + linear pipelines, each feature's push on the log-odds.
 
@@ -298,7 +296,7 @@ class OnlineModel:
         return p, {name: weights.get(name, 0.0) * value for name, value in scaled.items()
                    if math.isfinite(value)}
 
-    def learn(self, x: array, y: int, p_at_issue: float) -> None:  # type: ignore[type-arg]
+    def learn(self, x: Sequence[float], y: int, p_at_issue: float) -> None:
         """Score the prediction made at issue, then train on the snapshot."""
         self.progressive.update(p_at_issue, y)
         if self._fast is not None:
@@ -307,7 +305,7 @@ class OnlineModel:
             self._pipeline.learn_one(as_dict(x), bool(y))
         self.labels_seen += 1
 
-    def contributions(self, x: array) -> dict[str, float] | None:  # type: ignore[type-arg]
+    def contributions(self, x: Sequence[float]) -> dict[str, float] | None:
         """Per-feature push on the log-odds (weight x standardised value), for reasons.
 
         Returns None for pipelines that are not a scaler + linear model.

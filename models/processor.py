@@ -10,14 +10,15 @@ from __future__ import annotations
 
 from dataclasses import dataclass, field
 from datetime import UTC, datetime
+from functools import lru_cache
 
 from models import state as st
 from models.alerts import alert_id, decide, track_p
 from models.config import DAY, ScoringConfig
-from models.features import features
+from models.features import OpenBook, feature_list, features
 from models.model import OnlineModel
 from models.money import to_str, to_units
-from models.scoring import max_days_past_due, next_band, overdue_units, priority_units
+from models.scoring import next_band
 from models.scoring import reasons as explain
 from models.scoring import treatment as suggest
 from schemas.events import (
@@ -54,8 +55,27 @@ class Step:
 
 
 def iso(ts: float) -> str:
-    """Event-time seconds as RFC 3339 UTC."""
-    return datetime.fromtimestamp(ts, UTC).isoformat().replace("+00:00", "Z")
+    """Event-time seconds as RFC 3339 UTC (what ``datetime.isoformat`` gives, ``Z`` for UTC).
+
+    Whole seconds, the usual case, are formatted from a per-day cache of the date: this
+    runs for every score.
+
+    >>> iso(1704067993.0), iso(1704067993.25), iso(-1.0)
+    ('2024-01-01T00:13:13Z', '2024-01-01T00:13:13.250000Z', '1969-12-31T23:59:59Z')
+    """
+    whole = int(ts)
+    if whole != ts:
+        return datetime.fromtimestamp(ts, UTC).isoformat().replace("+00:00", "Z")
+    day, second = divmod(whole, 86_400)
+    hour, second = divmod(second, 3600)
+    minute, second = divmod(second, 60)
+    return f"{_date(day)}T{hour:02d}:{minute:02d}:{second:02d}Z"
+
+
+@lru_cache(maxsize=4096)
+def _date(day: int) -> str:
+    """The UTC date of a day number (days since the epoch), ISO formatted."""
+    return datetime.fromtimestamp(day * 86_400, UTC).date().isoformat()
 
 
 class Processor:
@@ -77,7 +97,8 @@ class Processor:
         """
         s = state if state is not None else st.CustomerState(event.customer_id)
         at = event.at.timestamp()
-        if st.seen_before(s, event.event_id):
+        event_hash = st.id_hash(event.event_id)
+        if event_hash in s.seen:
             # not remembered again: a flood of one duplicate must not evict other ids
             return s, Step(s.customer_id, DUPLICATE, at, "event_id already applied", event)
         late = at < s.last_event
@@ -91,9 +112,9 @@ class Processor:
             # refused event leaves no trace (not even the customer's currency)
             s.currency, s.first_seen, s.last_event = before
             self._learn(labels)
-            self._mark(s, event, position)
+            self._mark(s, event_hash, position)
             return s, Step(s.customer_id, REJECTED, at, str(exc), event, labels=labels)
-        self._mark(s, event, position)
+        self._mark(s, event_hash, position)
         step = self._finish(s, at, event.event_id, labels, went_overdue)
         step.event, step.late = event, late
         return s, step
@@ -108,8 +129,9 @@ class Processor:
 
     # --- internals ----------------------------------------------------------------------
 
-    def _mark(self, s: st.CustomerState, event: Event, position: tuple[str, int] | None) -> None:
-        st.remember(s, event.event_id, self.cfg)
+    def _mark(self, s: st.CustomerState, event_hash: int,
+              position: tuple[str, int] | None) -> None:
+        st.remember_hash(s, event_hash, self.cfg)
         if position is not None:
             s.offsets[position[0]] = max(position[1], s.offsets.get(position[0], -1))
 
@@ -139,36 +161,37 @@ class Processor:
                 labels: list[st.Label], went_overdue: list[st.Invoice]) -> Step:
         self._learn(labels)
         cfg = self.cfg
-        x = features(s, now, cfg)
+        book = OpenBook(s, now, cfg.grace_days)
+        x = feature_list(s, now, cfg, book=book)
         p, contributions = self.model.score(x)
         prev_band = s.band
         band = next_band(prev_band, p, cfg)
-        why = explain(s, x, now, contributions, cfg)
+        why = explain(s, x, now, contributions, cfg, book=book)
         low = track_p(s, p, now, cfg)
         drafts = decide(s, prev_band=prev_band, band=band, p=p, low=low, now=now,
                         trigger=trigger, went_overdue=went_overdue, cfg=cfg, reasons=why)
         previous_p = s.p if s.p >= 0 else p
         s.band, s.p = band, p
-        max_dpd = max_days_past_due(s, now)
-        only_disputed = bool(s.invoices) and all(i.disputed for i in s.invoices.values())
-        action = suggest(band, max_dpd, only_disputed)
-        priority = to_str(priority_units(s, now, cfg))
+        n_open = len(s.invoices)
+        action = suggest(band, book.max_dpd, n_open > 0 and book.disputed == n_open)
+        priority = to_str(book.priority)
         when = iso(now)
+        p_late = round(p, 6)
         score = ScoreRecord(
-            customer_id=s.customer_id, scored_at=when, event_id=trigger, p_late=round(p, 6),
-            band=BANDS[band], priority=priority, open_amount=to_str(s.open_units),
-            overdue_amount=to_str(overdue_units(s, now)), currency=s.currency,
-            open_invoices=len(s.invoices), low_confidence=s.n_labels < cfg.min_labels_confident,
+            customer_id=s.customer_id, scored_at=when, event_id=trigger, p_late=p_late,
+            band=BANDS[band], priority=priority, open_amount=to_str(book.open),
+            overdue_amount=to_str(book.overdue), currency=s.currency,
+            open_invoices=n_open, low_confidence=s.n_labels < cfg.min_labels_confident,
             treatment=action, model_version=self.model.version,
             labels_seen=self.model.labels_seen, reasons=why,
         )
         alerts = [
             AlertRecord(
                 alert_id=alert_id(s.customer_id, d.kind, d.trigger), kind=d.kind,
-                customer_id=s.customer_id, raised_at=when, band=BANDS[band], p_late=round(p, 6),
+                customer_id=s.customer_id, raised_at=when, band=BANDS[band], p_late=p_late,
                 previous_p_late=round(previous_p, 6), priority=priority, treatment=action,
                 message=d.message, invoice_id=d.invoice_id, reasons=why,
             )
             for d in drafts
-        ]
+        ] if drafts else []
         return Step(s.customer_id, OK, now, score=score, alerts=alerts, labels=labels)

@@ -149,6 +149,11 @@ def remember(state: CustomerState, event_id: str, cfg: ScoringConfig) -> None:
     _remember(state.seen, id_hash(event_id), cfg.dedupe_ids)
 
 
+def remember_hash(state: CustomerState, event_hash: int, cfg: ScoringConfig) -> None:
+    """:func:`remember` for a caller that already has ``id_hash(event_id)``."""
+    _remember(state.seen, event_hash, cfg.dedupe_ids)
+
+
 def touch(state: CustomerState, at: float, currency: str | None) -> None:
     """Check the currency and move the customer's clock; raise Rejected on a mismatch."""
     if currency is not None:
