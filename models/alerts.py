@@ -43,16 +43,22 @@ def alert_id(customer_id: str, kind: str, trigger: str) -> str:
 def track_p(state: CustomerState, p: float, now: float, cfg: ScoringConfig) -> float:
     """Record ``p`` and return the lowest p_late within the spike window before it.
 
-    Keeps a monotonic queue (increasing p), so the memory stays small.
+    Keeps a monotonic queue (increasing p) of (time, p) pairs, at most 4, flattened in a
+    tuple (``state.p_hist``), so the memory stays small.
     """
-    window = cfg.spike_window_days * DAY
-    hist = [(t, q) for t, q in state.p_hist if t >= now - window]
-    low = min([q for _, q in hist], default=p)
-    while hist and hist[-1][1] >= p:
-        hist.pop()
-    hist.append((now, p))
-    # keep the head (the window's minimum) and the newest entries
-    state.p_hist = hist if len(hist) <= 4 else [hist[0], *hist[-3:]]
+    start = now - cfg.spike_window_days * DAY
+    hist = state.p_hist
+    kept = [i for i in range(0, len(hist), 2) if hist[i] >= start]
+    low = min([hist[i + 1] for i in kept], default=p)
+    while kept and hist[kept[-1] + 1] >= p:
+        kept.pop()
+    if len(kept) >= 4:  # keep the head (the window's minimum) and the newest entries
+        kept = [kept[0], *kept[-2:]]
+    flat: list[float] = []
+    for i in kept:
+        flat += hist[i:i + 2]
+    flat += (now, p)
+    state.p_hist = tuple(flat)
     return low
 
 

@@ -46,6 +46,8 @@ class Pending:
     offset: int
     wall: float
     raw: bytes
+    at: float
+    """``event.at`` as epoch seconds, converted once."""
 
 
 class Engine:
@@ -82,25 +84,30 @@ class Engine:
 
     def watermark(self, wall: float) -> float:
         """Event time up to which every source has (probably) delivered everything."""
-        active = [self.max_seen.get(s, -math.inf) for s in self.sources
-                  if wall - self.last_arrival.get(s, wall) < self.idle_seconds]
-        if not active:  # every input is quiet: nothing more is coming, release it all
+        low = math.inf
+        for source in self.sources:
+            if wall - self.last_arrival.get(source, wall) < self.idle_seconds:
+                seen = self.max_seen.get(source, -math.inf)
+                if seen < low:
+                    low = seen
+        if low == math.inf:  # every input is quiet: nothing more is coming, release it all
             return max(self.max_seen.values(), default=-math.inf)
-        return min(active) - self.reorder_seconds
+        return low - self.reorder_seconds
 
     def submit(self, event: Event, source: str, offset: int = -1, wall: float = 0.0,
                raw: bytes = b"") -> list[Step]:
         """Take one decoded event (and its original bytes); return the steps it released."""
         at = event.at.timestamp()
-        reference = max(self.max_seen.values(), default=None)
-        if reference is not None and at > reference + self.cfg.max_future_days * DAY:
+        max_seen = self.max_seen
+        if max_seen and at > max(max_seen.values()) + self.cfg.max_future_days * DAY:
             reason = (f"event time is more than {self.cfg.max_future_days:g} days ahead "
                       "of the stream")
             return [Step(event.customer_id, REJECTED, at, reason, event, source=source,
                          offset=offset, raw=raw, wall=wall)]
         self.last_arrival[source] = wall
-        self.max_seen[source] = max(self.max_seen.get(source, -math.inf), at)
-        item = Pending(event, source, offset, wall, raw)
+        if at > max_seen.get(source, -math.inf):
+            max_seen[source] = at
+        item = Pending(event, source, offset, wall, raw, at)
         if at < self.stream_time:
             return self._apply_late(item)
         self._seq += 1
@@ -137,13 +144,18 @@ class Engine:
 
     def _release(self, watermark: float) -> list[Step]:
         steps: list[Step] = []
-        while self._buffer and self._buffer[0][0] <= watermark:
-            at, *_, item = heapq.heappop(self._buffer)
-            steps += self._advance_to(at)  # deadlines at t come before events at t
-            self.stream_time = max(self.stream_time, at)
-            steps += self._apply(item)
+        buffer, deadlines = self._buffer, self._deadlines
+        while buffer and buffer[0][0] <= watermark:
+            entry = heapq.heappop(buffer)
+            at = entry[0]
+            if deadlines and deadlines[0][0] <= at:
+                steps += self._advance_to(at)  # deadlines at t come before events at t
+            if at > self.stream_time:
+                self.stream_time = at
+            steps.append(self._apply(entry[4]))
         if watermark > self.stream_time and math.isfinite(watermark):
-            steps += self._advance_to(watermark)
+            if deadlines and deadlines[0][0] <= watermark:
+                steps += self._advance_to(watermark)
             self.stream_time = watermark
         return steps
 
@@ -168,9 +180,9 @@ class Engine:
 
     def _apply_late(self, item: Pending) -> list[Step]:
         """An event behind the stream time: apply it now, then catch its customer up."""
-        steps = self._apply(item)
-        for step in steps:
-            step.late = True
+        step = self._apply(item)
+        step.late = True
+        steps = [step]
         state = self.store[item.event.customer_id]
         caught_up = self.processor.advance(state, self.stream_time)
         if caught_up is not None:
@@ -179,11 +191,12 @@ class Engine:
             self.schedule(state)
         return steps
 
-    def _apply(self, item: Pending) -> list[Step]:
+    def _apply(self, item: Pending) -> Step:
         event = item.event
         position = (item.source, item.offset) if item.offset >= 0 else None
-        state, step = self.processor.apply(self.store.get(event.customer_id), event, position)
+        state, step = self.processor.apply(self.store.get(event.customer_id), event, position,
+                                           at=item.at)
         self.store[event.customer_id] = state
         self.schedule(state)
         step.source, step.offset, step.raw, step.wall = item.source, item.offset, item.raw, item.wall
-        return [step]
+        return step

@@ -86,17 +86,20 @@ class Processor:
         self.model = model
 
     def apply(self, state: st.CustomerState | None, event: Event,
-              position: tuple[str, int] | None = None) -> tuple[st.CustomerState, Step]:
+              position: tuple[str, int] | None = None, *,
+              at: float | None = None) -> tuple[st.CustomerState, Step]:
         """Apply one event; a redelivered or re-sent event (same event_id) changes nothing.
 
         Redelivery is recognised by event_id, not by offset: the engine releases events in
         event-time order, so offsets of one partition are not applied in increasing order
         and "offset <= highest applied" would wrongly drop a delayed event. ``position``
         (source partition, offset) is recorded to say which partition owns the customer.
-        The state passed in is updated in place and returned: write it back.
+        The state passed in is updated in place and returned: write it back. ``at`` is
+        ``event.at`` in epoch seconds, if the caller has converted it already.
         """
         s = state if state is not None else st.CustomerState(event.customer_id)
-        at = event.at.timestamp()
+        if at is None:
+            at = event.at.timestamp()
         event_hash = st.id_hash(event.event_id)
         if event_hash in s.seen:
             # not remembered again: a flood of one duplicate must not evict other ids
@@ -141,7 +144,7 @@ class Processor:
             units = to_units(event.amount)
             due = event.due_at.timestamp()
             x = features(s, at, cfg, units, (due - at) / DAY)
-            return st.issue_invoice(s, event.invoice_id, at, due, units, x,
+            return st.issue_invoice(s, event.invoice_id, at, due, units, st.pack(x),
                                     self.model.predict(x), cfg)
         if isinstance(event, PaymentReceived):
             return st.receive_payment(s, to_units(event.amount), at, event.invoice_ids, cfg)

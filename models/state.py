@@ -15,6 +15,7 @@ from __future__ import annotations
 
 import hashlib
 from array import array
+from collections.abc import Sequence
 from dataclasses import dataclass, field
 
 from models.config import DAY, ScoringConfig
@@ -44,14 +45,34 @@ class Invoice:
     open: int
     p_late: float
     """The model's prediction at issue: used for priority and scored when the label resolves."""
-    x: array | None  # type: ignore[type-arg]
-    """Feature snapshot at issue; dropped once learned, so a label is learned once."""
+    x: bytes | None
+    """Feature snapshot at issue, packed (the bytes of an ``array("d")``: 233 bytes against
+    281 for the array, and not tracked by the garbage collector); dropped once learned,
+    so a label is learned once. :attr:`snapshot` unpacks it."""
     label: int | None = None
     disputed: bool = False
     ever_disputed: bool = False
     payments: int = 0
     last_paid: float = 0.0
     overdue_noticed: bool = False
+
+    @property
+    def snapshot(self) -> array | None:  # type: ignore[type-arg]
+        """The feature snapshot as an ``array("d")`` (None once learned or dropped)."""
+        return None if self.x is None else unpack(self.x)
+
+
+def pack(x: Sequence[float]) -> bytes:
+    """A feature snapshot as bytes (native doubles, exact): a copy, so later changes to
+    ``x`` cannot reach the snapshot."""
+    if isinstance(x, array) and x.typecode == "d":
+        return x.tobytes()
+    return array("d", x).tobytes()
+
+
+def unpack(raw: bytes) -> array:  # type: ignore[type-arg]
+    """Inverse of :func:`pack`."""
+    return array("d", raw)
 
 
 @dataclass(frozen=True, slots=True)
@@ -76,6 +97,9 @@ class Held:
     received: float
 
 
+NO_HELD: tuple[Held, ...] = ()
+
+
 @dataclass(slots=True)
 class CustomerState:
     """Everything arscore knows about one customer. Bounded in size whatever the history."""
@@ -85,7 +109,8 @@ class CustomerState:
     invoices: dict[str, Invoice] = field(default_factory=dict)
     closed: array = field(default_factory=lambda: array("q"))  # type: ignore[type-arg]
     seen: array = field(default_factory=lambda: array("q"))  # type: ignore[type-arg]
-    held: list[Held] = field(default_factory=list)
+    held: tuple[Held, ...] = NO_HELD
+    """Rarely used, so a tuple: the empty one is shared (a list would cost 56 bytes each)."""
     credit: int = 0
     credit_at: float = 0.0
     # ledger totals: the conservation invariant is stated over these
@@ -112,7 +137,8 @@ class CustomerState:
     # score and alert memory
     band: int = 0
     p: float = -1.0
-    p_hist: list[tuple[float, float]] = field(default_factory=list)
+    p_hist: tuple[float, ...] = ()
+    """Recent (time, p_late) pairs, flattened: ``(t0, p0, t1, p1, ...)`` (see alerts.track_p)."""
     alert_at: dict[str, float] = field(default_factory=dict)
     # idempotency: highest source offset applied, per input partition
     offsets: dict[str, int] = field(default_factory=dict)
@@ -194,8 +220,8 @@ def _resolve(inv: Invoice, y: int, at: float, state: CustomerState) -> Label | N
     state.n_labels += 1
     state.n_late += y
     x, inv.x = inv.x, None
-    return None if x is None else Label(inv.invoice_id, x, y, inv.p_late, at, inv.issued,
-                                        inv.amount)
+    return None if x is None else Label(inv.invoice_id, unpack(x), y, inv.p_late, at,
+                                        inv.issued, inv.amount)
 
 
 def _close(state: CustomerState, inv: Invoice, at: float, cfg: ScoringConfig,
@@ -248,26 +274,30 @@ def _add_credit(state: CustomerState, units: int, at: float) -> None:
 
 
 def issue_invoice(state: CustomerState, invoice_id: str, issued: float, due: float, units: int,
-                  x: array, p_late: float, cfg: ScoringConfig) -> list[Label]:  # type: ignore[type-arg]
-    """Open a new invoice carrying its prediction; held cash and credit are applied to it."""
+                  x: Sequence[float] | bytes, p_late: float, cfg: ScoringConfig) -> list[Label]:
+    """Open a new invoice carrying its prediction; held cash and credit are applied to it.
+
+    ``x`` is the feature snapshot at issue, as values or already :func:`pack`-ed.
+    """
     if invoice_id in state.invoices or id_hash(invoice_id) in state.closed:
         raise Rejected(f"invoice {invoice_id} was already issued")
     if units <= 0:
         raise Rejected("invoice amount must be positive")
-    inv = Invoice(invoice_id, issued, due, units, units, p_late, x)
+    inv = Invoice(invoice_id, issued, due, units, units, p_late,
+                  x if isinstance(x, bytes) else pack(x))
     state.invoices[invoice_id] = inv
     state.billed += units
     state.n_invoices += 1
     state.sum_terms_days += (due - issued) / DAY
     labels: list[Label] = []
-    for held in list(state.held):
+    for held in state.held:
         if invoice_id not in held.invoice_ids:
             continue
         if invoice_id in state.invoices:  # an earlier hold may have paid it in full
             held.units -= _pay(state, inv, held.units, max(held.received, issued), cfg, labels)
         held.invoice_ids.remove(invoice_id)
         if held.units == 0 or not held.invoice_ids:
-            state.held.remove(held)
+            state.held = tuple(h for h in state.held if h is not held)
             _add_credit(state, held.units, held.received)
     if state.credit > 0 and invoice_id in state.invoices:
         state.credit -= _pay(state, inv, state.credit, max(state.credit_at, issued), cfg, labels)
@@ -293,9 +323,9 @@ def receive_payment(state: CustomerState, units: int, at: float, invoice_ids: tu
         elif id_hash(inv_id) not in state.closed:
             unknown.append(inv_id)
     if units > 0 and unknown:
-        state.held.append(Held(unknown, units, at))
+        state.held = (*state.held, Held(unknown, units, at))
         while len(state.held) > cfg.max_unapplied:
-            oldest = state.held.pop(0)
+            oldest, state.held = state.held[0], state.held[1:]
             _add_credit(state, oldest.units, oldest.received)
         return labels
     if units > 0 and not invoice_ids:
@@ -382,8 +412,12 @@ def next_deadline(state: CustomerState, after: float, cfg: ScoringConfig) -> flo
     for inv in state.invoices.values():
         if inv.disputed:
             continue
-        for t in (inv.due + 1.0 if not inv.overdue_noticed else None,
-                  inv.due + horizon if inv.label is None and not inv.ever_disputed else None):
-            if t is not None and t > after and (best is None or t < best):
+        if not inv.overdue_noticed:
+            t = inv.due + 1.0
+            if t > after and (best is None or t < best):
+                best = t
+        if inv.label is None and not inv.ever_disputed:
+            t = inv.due + horizon
+            if t > after and (best is None or t < best):
                 best = t
     return best
