@@ -136,6 +136,8 @@ class Processor:
               position: tuple[str, int] | None) -> None:
         st.remember_hash(s, event_hash, self.cfg)
         if position is not None:
+            if s.offsets is None:
+                s.offsets = {}
             s.offsets[position[0]] = max(position[1], s.offsets.get(position[0], -1))
 
     def _transition(self, s: st.CustomerState, event: Event, at: float) -> list[st.Label]:

@@ -20,6 +20,8 @@ from models.state import CustomerState, Held, Invoice, pack, unpack
 _INVOICE_FIELDS = tuple(Invoice.__dataclass_fields__)
 _STATE_FIELDS = tuple(CustomerState.__dataclass_fields__)
 _ARRAYS = {"closed": "q", "seen": "q", "recent": "d"}
+_OPTIONAL_DICTS = ("alert_at", "offsets")
+"""None in memory until first used; ``{}`` in JSON as before."""
 
 
 def state_to_dict(s: CustomerState) -> dict[str, Any]:
@@ -34,6 +36,8 @@ def state_to_dict(s: CustomerState) -> dict[str, Any]:
             value = [[value[i], value[i + 1]] for i in range(0, len(value), 2)]
         elif isinstance(value, array):
             value = value.tolist()
+        elif name in _OPTIONAL_DICTS and value is None:
+            value = {}
         out[name] = value
     return out
 
@@ -64,5 +68,7 @@ def state_from_dict(d: dict[str, Any]) -> CustomerState:
             value = tuple(v for t, p in value for v in (t, p))
         elif name in _ARRAYS:
             value = array(_ARRAYS[name], value)
+        elif name in _OPTIONAL_DICTS:
+            value = dict(value) if value else None
         kwargs[name] = value
     return CustomerState(**kwargs)

@@ -17,6 +17,7 @@ import hashlib
 from array import array
 from collections.abc import Sequence
 from dataclasses import dataclass, field
+from itertools import compress
 
 from models.config import DAY, ScoringConfig
 
@@ -46,9 +47,10 @@ class Invoice:
     p_late: float
     """The model's prediction at issue: used for priority and scored when the label resolves."""
     x: bytes | None
-    """Feature snapshot at issue, packed (the bytes of an ``array("d")``: 233 bytes against
-    281 for the array, and not tracked by the garbage collector); dropped once learned,
-    so a label is learned once. :attr:`snapshot` unpacks it."""
+    """Feature snapshot at issue, :func:`pack`-ed (about 80 bytes for a new customer's, 180
+    for an established one's, against 281 for an ``array("d")``; and bytes are not tracked
+    by the garbage collector); dropped once learned, so a label is learned once.
+    :attr:`snapshot` unpacks it."""
     label: int | None = None
     disputed: bool = False
     ever_disputed: bool = False
@@ -62,17 +64,37 @@ class Invoice:
         return None if self.x is None else unpack(self.x)
 
 
+_BITS = tuple(1 << i for i in range(255))
+
+
 def pack(x: Sequence[float]) -> bytes:
-    """A feature snapshot as bytes (native doubles, exact): a copy, so later changes to
-    ``x`` cannot reach the snapshot."""
-    if isinstance(x, array) and x.typecode == "d":
-        return x.tobytes()
-    return array("d", x).tobytes()
+    """A feature snapshot as compact bytes, exact (a copy: later changes to ``x`` cannot reach it).
+
+    Open invoices hold their snapshot until the label resolves, and most features of a
+    young customer are zero, so zeros are left out: one byte for the number of features
+    n, a little-endian bit mask of ceil(n/8) bytes marking the values stored, then those
+    values as native doubles. "Zero" means the bit pattern of +0.0, so -0.0 and NaN
+    survive as they are.
+
+    >>> raw = pack([0.0, 1.5, -0.0, 0.0])
+    >>> len(raw), list(unpack(raw))
+    (18, [0.0, 1.5, -0.0, 0.0])
+    """
+    dense = x if isinstance(x, array) and x.typecode == "d" else array("d", x)
+    n = len(dense)
+    keep = list(map(bool, array("q", dense.tobytes())))  # 0 exactly for +0.0
+    mask = sum(compress(_BITS, keep))
+    return (bytes((n,)) + mask.to_bytes((n + 7) // 8, "little")
+            + array("d", compress(dense, keep)).tobytes())
 
 
 def unpack(raw: bytes) -> array:  # type: ignore[type-arg]
-    """Inverse of :func:`pack`."""
-    return array("d", raw)
+    """Inverse of :func:`pack`: the snapshot as an ``array("d")``."""
+    n = raw[0]
+    start = 1 + (n + 7) // 8
+    mask = int.from_bytes(raw[1:start], "little")
+    values = iter(array("d", raw[start:]))
+    return array("d", [next(values) if mask & bit else 0.0 for bit in _BITS[:n]])
 
 
 @dataclass(frozen=True, slots=True)
@@ -139,9 +161,11 @@ class CustomerState:
     p: float = -1.0
     p_hist: tuple[float, ...] = ()
     """Recent (time, p_late) pairs, flattened: ``(t0, p0, t1, p1, ...)`` (see alerts.track_p)."""
-    alert_at: dict[str, float] = field(default_factory=dict)
+    alert_at: dict[str, float] | None = None
+    """Last time each alert kind was raised; None until the first (an empty dict is 64 bytes)."""
     # idempotency: highest source offset applied, per input partition
-    offsets: dict[str, int] = field(default_factory=dict)
+    offsets: dict[str, int] | None = None
+    """None until an event with a source position is applied (replays of files have none)."""
 
     @property
     def open_units(self) -> int:

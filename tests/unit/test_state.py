@@ -354,7 +354,7 @@ def test_state_stays_bounded_after_500_invoices() -> None:
     assert len(s.closed) == 2 * cfg.history
     assert len(s.recent) == cfg.history
     assert len(s.p_hist) <= 8
-    assert len(s.alert_at) <= 3
+    assert len(s.alert_at or {}) <= 3
     assert s.conserved()
 
 
