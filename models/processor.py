@@ -100,8 +100,8 @@ class Processor:
         s = state if state is not None else st.CustomerState(event.customer_id)
         if at is None:
             at = event.at.timestamp()
-        event_hash = st.id_hash(event.event_id)
-        if event_hash in s.seen:
+        event_key = st.id_key(event.event_id)
+        if st.ring_has(s.seen, event_key):
             # not remembered again: a flood of one duplicate must not evict other ids
             return s, Step(s.customer_id, DUPLICATE, at, "event_id already applied", event)
         late = at < s.last_event
@@ -115,9 +115,9 @@ class Processor:
             # refused event leaves no trace (not even the customer's currency)
             s.currency, s.first_seen, s.last_event = before
             self._learn(labels)
-            self._mark(s, event_hash, position)
+            self._mark(s, event_key, position)
             return s, Step(s.customer_id, REJECTED, at, str(exc), event, labels=labels)
-        self._mark(s, event_hash, position)
+        self._mark(s, event_key, position)
         step = self._finish(s, at, event.event_id, labels, went_overdue)
         step.event, step.late = event, late
         return s, step
@@ -132,9 +132,9 @@ class Processor:
 
     # --- internals ----------------------------------------------------------------------
 
-    def _mark(self, s: st.CustomerState, event_hash: int,
+    def _mark(self, s: st.CustomerState, event_key: bytes,
               position: tuple[str, int] | None) -> None:
-        st.remember_hash(s, event_hash, self.cfg)
+        st.remember_key(s, event_key, self.cfg)
         if position is not None:
             if s.offsets is None:
                 s.offsets = {}

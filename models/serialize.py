@@ -3,7 +3,8 @@
 Lossless: floats survive orjson's shortest round-trip and arrays become lists, so a
 state recovered from the changelog equals the one written (tested).
 
-The JSON shape does not follow every in-memory packing: an invoice's feature snapshot
+The JSON shape does not follow every in-memory packing: the ``seen`` and ``closed`` id
+rings (bytes in memory) are lists of 63-bit ints, an invoice's feature snapshot
 (packed bytes in memory) is a list of 25 floats or null, ``held`` (a tuple) a list of
 ``[invoice_ids, units, received]``, and ``p_hist`` (a flat tuple ``t0, p0, t1, p1...``)
 a list of ``[t, p]`` pairs, as they always were, so records written before and after
@@ -15,11 +16,13 @@ from __future__ import annotations
 from array import array
 from typing import Any
 
-from models.state import CustomerState, Held, Invoice, pack, unpack
+from models.state import CustomerState, Held, Invoice, pack, ring_ids, to_ring, unpack
 
 _INVOICE_FIELDS = tuple(Invoice.__dataclass_fields__)
 _STATE_FIELDS = tuple(CustomerState.__dataclass_fields__)
-_ARRAYS = {"closed": "q", "seen": "q", "recent": "d"}
+_ARRAYS = {"recent": "d"}
+_RINGS = ("closed", "seen")
+"""Packed id rings in memory, lists of ints in JSON as before."""
 _OPTIONAL_DICTS = ("alert_at", "offsets")
 """None in memory until first used; ``{}`` in JSON as before."""
 
@@ -36,6 +39,8 @@ def state_to_dict(s: CustomerState) -> dict[str, Any]:
             value = [[value[i], value[i + 1]] for i in range(0, len(value), 2)]
         elif isinstance(value, array):
             value = value.tolist()
+        elif name in _RINGS:
+            value = ring_ids(value)
         elif name in _OPTIONAL_DICTS and value is None:
             value = {}
         out[name] = value
@@ -68,6 +73,8 @@ def state_from_dict(d: dict[str, Any]) -> CustomerState:
             value = tuple(v for t, p in value for v in (t, p))
         elif name in _ARRAYS:
             value = array(_ARRAYS[name], value)
+        elif name in _RINGS:
+            value = to_ring(value)
         elif name in _OPTIONAL_DICTS:
             value = dict(value) if value else None
         kwargs[name] = value

@@ -14,6 +14,7 @@ Invariant kept by every transition (tested as a property)::
 from __future__ import annotations
 
 import hashlib
+import sys
 from array import array
 from collections.abc import Sequence
 from dataclasses import dataclass, field
@@ -129,8 +130,10 @@ class CustomerState:
     customer_id: str
     currency: str | None = None
     invoices: dict[str, Invoice] = field(default_factory=dict)
-    closed: array = field(default_factory=lambda: array("q"))  # type: ignore[type-arg]
-    seen: array = field(default_factory=lambda: array("q"))  # type: ignore[type-arg]
+    closed: bytes = b""
+    """Ring of :func:`id_key` of recently closed invoices (see :func:`ring_add`)."""
+    seen: bytes = b""
+    """Ring of :func:`id_key` of recently applied event ids, for duplicates."""
     held: tuple[Held, ...] = NO_HELD
     """Rarely used, so a tuple: the empty one is shared (a list would cost 56 bytes each)."""
     credit: int = 0
@@ -184,24 +187,59 @@ class CustomerState:
 # --- idempotency ---------------------------------------------------------------------
 
 
-def _remember(ring: array, value: int, cap: int) -> None:  # type: ignore[type-arg]
-    ring.append(value)
-    if len(ring) > cap:
-        del ring[: len(ring) - cap]
+# ``seen`` and ``closed`` are rings of recent id hashes, packed as bytes: 8 bytes per
+# :func:`id_hash`, oldest first (an ``array("q")`` costs 47 bytes more per ring, and
+# bytes are not tracked by the garbage collector). JSON keeps them as lists of ints.
+
+
+def id_key(value: str) -> bytes:
+    """:func:`id_hash` as the 8 bytes a ring stores (native byte order, as ``array("q")``).
+
+    >>> ring_has(ring_add(b"", id_key("ev-1"), 4), id_key("ev-1"))
+    True
+    """
+    return id_hash(value).to_bytes(8, sys.byteorder)
+
+
+def ring_has(ring: bytes, key: bytes) -> bool:
+    """True when ``key`` is one of the ring's 8-byte entries (not merely a substring)."""
+    i = ring.find(key)
+    while i >= 0:
+        if not i & 7:
+            return True
+        i = ring.find(key, i + 1)
+    return False
+
+
+def ring_add(ring: bytes, key: bytes, cap: int) -> bytes:
+    """The ring with ``key`` appended, the oldest entries dropped beyond ``cap``."""
+    ring += key
+    excess = len(ring) - 8 * cap
+    return ring[excess:] if excess > 0 else ring
+
+
+def ring_ids(ring: bytes) -> list[int]:
+    """The id hashes in a ring, oldest first."""
+    return array("q", ring).tolist()
+
+
+def to_ring(ids: Sequence[int]) -> bytes:
+    """Inverse of :func:`ring_ids`."""
+    return array("q", ids).tobytes()
 
 
 def seen_before(state: CustomerState, event_id: str) -> bool:
     """True when this event id was applied recently (bounded memory of ids)."""
-    return id_hash(event_id) in state.seen
+    return ring_has(state.seen, id_key(event_id))
 
 
 def remember(state: CustomerState, event_id: str, cfg: ScoringConfig) -> None:
-    _remember(state.seen, id_hash(event_id), cfg.dedupe_ids)
+    remember_key(state, id_key(event_id), cfg)
 
 
-def remember_hash(state: CustomerState, event_hash: int, cfg: ScoringConfig) -> None:
-    """:func:`remember` for a caller that already has ``id_hash(event_id)``."""
-    _remember(state.seen, event_hash, cfg.dedupe_ids)
+def remember_key(state: CustomerState, event_key: bytes, cfg: ScoringConfig) -> None:
+    """:func:`remember` for a caller that already has ``id_key(event_id)``."""
+    state.seen = ring_add(state.seen, event_key, cfg.dedupe_ids)
 
 
 def touch(state: CustomerState, at: float, currency: str | None) -> None:
@@ -251,7 +289,7 @@ def _resolve(inv: Invoice, y: int, at: float, state: CustomerState) -> Label | N
 def _close(state: CustomerState, inv: Invoice, at: float, cfg: ScoringConfig,
            labels: list[Label], *, paid: bool) -> None:
     del state.invoices[inv.invoice_id]
-    _remember(state.closed, id_hash(inv.invoice_id), cfg.history * 2)
+    state.closed = ring_add(state.closed, id_key(inv.invoice_id), cfg.history * 2)
     if paid:
         _record_paid(state, inv, at, cfg)
         label = _resolve(inv, int(at > inv.due + cfg.grace_days * DAY), at, state)
@@ -303,7 +341,7 @@ def issue_invoice(state: CustomerState, invoice_id: str, issued: float, due: flo
 
     ``x`` is the feature snapshot at issue, as values or already :func:`pack`-ed.
     """
-    if invoice_id in state.invoices or id_hash(invoice_id) in state.closed:
+    if invoice_id in state.invoices or ring_has(state.closed, id_key(invoice_id)):
         raise Rejected(f"invoice {invoice_id} was already issued")
     if units <= 0:
         raise Rejected("invoice amount must be positive")
@@ -344,7 +382,7 @@ def receive_payment(state: CustomerState, units: int, at: float, invoice_ids: tu
         inv = state.invoices.get(inv_id)
         if inv is not None:
             units -= _pay(state, inv, units, at, cfg, labels)
-        elif id_hash(inv_id) not in state.closed:
+        elif not ring_has(state.closed, id_key(inv_id)):
             unknown.append(inv_id)
     if units > 0 and unknown:
         state.held = (*state.held, Held(unknown, units, at))
@@ -369,7 +407,7 @@ def adjust_invoice(state: CustomerState, invoice_id: str, units: int, at: float,
         raise Rejected("adjustment amount must be positive")
     inv = state.invoices.get(invoice_id)
     if inv is None:
-        if id_hash(invoice_id) in state.closed:
+        if ring_has(state.closed, id_key(invoice_id)):
             state.adjusted += units
             _add_credit(state, units, at)
             return []
@@ -397,7 +435,7 @@ def set_disputed(state: CustomerState, invoice_id: str, disputed: bool) -> None:
     """Open or close a dispute. A dispute on an already closed invoice changes nothing."""
     inv = state.invoices.get(invoice_id)
     if inv is None:
-        if id_hash(invoice_id) in state.closed:
+        if ring_has(state.closed, id_key(invoice_id)):
             return
         raise Rejected(f"invoice {invoice_id} is not known to this customer")
     if disputed and not inv.ever_disputed:

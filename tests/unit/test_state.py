@@ -350,8 +350,8 @@ def test_state_stays_bounded_after_500_invoices() -> None:
         assert a.status == b.status == OK
     assert s is not None
     assert s.n_invoices == 500 and s.n_paid == 500 and s.invoices == {}
-    assert len(s.seen) == cfg.dedupe_ids
-    assert len(s.closed) == 2 * cfg.history
+    assert len(st.ring_ids(s.seen)) == cfg.dedupe_ids
+    assert len(st.ring_ids(s.closed)) == 2 * cfg.history
     assert len(s.recent) == cfg.history
     assert len(s.p_hist) <= 8
     assert len(s.alert_at or {}) <= 3
