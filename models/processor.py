@@ -8,6 +8,7 @@ labels resolve), scoring and the alert policy. The partition-level engine decide
 
 from __future__ import annotations
 
+from collections.abc import Sequence
 from dataclasses import dataclass, field
 from datetime import UTC, datetime
 from functools import lru_cache
@@ -32,6 +33,9 @@ from schemas.events import (
 from schemas.records import BANDS, AlertRecord, ScoreRecord
 
 OK, DUPLICATE, REJECTED = "ok", "duplicate", "rejected"
+
+Reuse = tuple[OpenBook, Sequence[float]]
+"""After a plain invoice issue: the open-invoice pass (new invoice included) and the snapshot."""
 
 
 @dataclass(slots=True)
@@ -109,7 +113,8 @@ class Processor:
         before = (s.currency, s.first_seen, s.last_event)
         try:
             st.touch(s, at, getattr(event, "currency", None))
-            labels += self._transition(s, event, at)
+            changed, reuse = self._transition(s, event, at)
+            labels += changed
         except st.Rejected as exc:
             # transitions check before they change anything; undo touch() too, so a
             # refused event leaves no trace (not even the customer's currency)
@@ -118,7 +123,7 @@ class Processor:
             self._mark(s, event_key, position)
             return s, Step(s.customer_id, REJECTED, at, str(exc), event, labels=labels)
         self._mark(s, event_key, position)
-        step = self._finish(s, at, event.event_id, labels, went_overdue)
+        step = self._finish(s, at, event.event_id, labels, went_overdue, reuse)
         step.event, step.late = event, late
         return s, step
 
@@ -140,34 +145,59 @@ class Processor:
                 s.offsets = {}
             s.offsets[position[0]] = max(position[1], s.offsets.get(position[0], -1))
 
-    def _transition(self, s: st.CustomerState, event: Event, at: float) -> list[st.Label]:
+    def _transition(self, s: st.CustomerState, event: Event,
+                    at: float) -> tuple[list[st.Label], Reuse | None]:
+        """Apply the event's transition: the labels it resolved, and what _finish may reuse."""
         cfg = self.cfg
         if isinstance(event, InvoiceIssued):
-            units = to_units(event.amount)
-            due = event.due_at.timestamp()
-            x = features(s, at, cfg, units, (due - at) / DAY)
-            return st.issue_invoice(s, event.invoice_id, at, due, units, st.pack(x),
-                                    self.model.predict(x), cfg)
+            return self._issue(s, event, at)
         if isinstance(event, PaymentReceived):
-            return st.receive_payment(s, to_units(event.amount), at, event.invoice_ids, cfg)
+            return st.receive_payment(s, to_units(event.amount), at, event.invoice_ids, cfg), None
         if isinstance(event, InvoiceAdjusted):
             return st.adjust_invoice(s, event.invoice_id, to_units(event.amount), at,
-                                     event.kind, cfg)
+                                     event.kind, cfg), None
         if isinstance(event, InvoiceDisputed | InvoiceDisputeResolved):
             st.set_disputed(s, event.invoice_id, isinstance(event, InvoiceDisputed))
-            return []
+            return [], None
         raise st.Rejected(f"unsupported event {type(event).__name__}")
+
+    def _issue(self, s: st.CustomerState, event: InvoiceIssued,
+               at: float) -> tuple[list[st.Label], Reuse | None]:
+        """Predict at issue on the snapshot, then open the invoice.
+
+        A *plain* issue (no credit and no held cash to apply to it) changes only the
+        open invoices and the billing totals, so the customer's score right after can
+        reuse the snapshot's open-invoice pass (plus the new invoice) and its history
+        features: one pass and half the feature work fewer per new invoice.
+        """
+        cfg = self.cfg
+        units = to_units(event.amount)
+        due = event.due_at.timestamp()
+        book = OpenBook(s, at, cfg.grace_days)
+        x = features(s, at, cfg, units, (due - at) / DAY, book=book)
+        plain = not s.credit and not any(event.invoice_id in h.invoice_ids for h in s.held)
+        labels = st.issue_invoice(s, event.invoice_id, at, due, units, st.pack(x),
+                                  self.model.predict(x), cfg)
+        if not plain or labels:
+            return labels, None
+        book.add(s.invoices[event.invoice_id])
+        return labels, (book, x)
 
     def _learn(self, labels: list[st.Label]) -> None:
         for label in labels:
             self.model.learn(label.x, label.y, label.p_at_issue)
 
     def _finish(self, s: st.CustomerState, now: float, trigger: str,
-                labels: list[st.Label], went_overdue: list[st.Invoice]) -> Step:
+                labels: list[st.Label], went_overdue: list[st.Invoice],
+                reuse: Reuse | None = None) -> Step:
         self._learn(labels)
         cfg = self.cfg
-        book = OpenBook(s, now, cfg.grace_days)
-        x = feature_list(s, now, cfg, book=book)
+        if reuse is None:
+            book = OpenBook(s, now, cfg.grace_days)
+            x = feature_list(s, now, cfg, book=book)
+        else:
+            book, snapshot = reuse
+            x = feature_list(s, now, cfg, book=book, same=snapshot)
         p, contributions = self.model.score(x)
         prev_band = s.band
         band = next_band(prev_band, p, cfg)

@@ -232,8 +232,8 @@ def aliasing_features() -> Any:
     buffers: dict[str, array] = {}  # type: ignore[type-arg]
 
     def leaky(state: st.CustomerState, now: float, cfg: ScoringConfig, amount: int | None = None,
-              terms_days: float | None = None) -> array:  # type: ignore[type-arg]
-        x = features(state, now, cfg, amount, terms_days)
+              terms_days: float | None = None, book: Any = None) -> array:  # type: ignore[type-arg]
+        x = features(state, now, cfg, amount, terms_days, book)
         buf = buffers.setdefault(state.customer_id, array("d", x))
         buf[:] = x
         return buf
@@ -250,8 +250,8 @@ def oracle_features(events: list[Event]) -> Any:
     slot = FEATURE_NAMES.index("days_since_payment_log")
 
     def leaky(state: st.CustomerState, now: float, cfg: ScoringConfig, amount: int | None = None,
-              terms_days: float | None = None) -> array:  # type: ignore[type-arg]
-        x = features(state, now, cfg, amount, terms_days)
+              terms_days: float | None = None, book: Any = None) -> array:  # type: ignore[type-arg]
+        x = features(state, now, cfg, amount, terms_days, book)
         upcoming = [t for t in pays.get(state.customer_id, []) if t > now]
         x[slot] = (min(upcoming) - now) / DAY if upcoming else 0.0
         return x
