@@ -46,8 +46,11 @@ def track_p(state: CustomerState, p: float, now: float, cfg: ScoringConfig) -> f
     Keeps a monotonic queue (increasing p) of (time, p) pairs, at most 4, flattened in a
     tuple (``state.p_hist``), so the memory stays small.
     """
-    start = now - cfg.spike_window_days * DAY
     hist = state.p_hist
+    if not hist:
+        state.p_hist = (now, p)
+        return p
+    start = now - cfg.spike_window_days * DAY
     kept = [i for i in range(0, len(hist), 2) if hist[i] >= start]
     low = min([hist[i + 1] for i in kept], default=p)
     while kept and hist[kept[-1] + 1] >= p:

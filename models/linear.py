@@ -20,11 +20,24 @@ from __future__ import annotations
 
 import collections
 import math
-from collections.abc import Sequence
+import sys
+from collections.abc import Callable, Iterable, Sequence
 from operator import mul, sub, truediv
 from typing import Any
 
 from river import compose, linear_model, optim, preprocessing, utils
+
+
+def _left_sum(values: Iterable[float]) -> float:
+    total = 0.0
+    for value in values:
+        total += value
+    return total
+
+
+left_sum: Callable[[Iterable[float]], float] = sum if sys.version_info < (3, 12) else _left_sum
+"""Floats added left to right in plain doubles, River's ``VectorDict.dot`` order: CPython's
+``sum`` does exactly that before 3.12 (3.12 compensates the rounding, which differs)."""
 
 
 class FastLinear:
@@ -71,15 +84,11 @@ class FastLinear:
         """
         scaled = list(map(truediv, map(sub, x, self.means), self.divisors))
         terms = list(map(mul, self.weights, scaled))
-        dot = 0.0
-        for t in terms:
-            dot += t
+        dot = left_sum(terms)
         if dot - dot != 0.0:  # inf or nan somewhere: redo it exactly as River does
             scaled = self.scale(x)
             terms = [wi * si for wi, si in zip(self.weights, scaled, strict=True)]
-            dot = 0.0
-            for t in terms:
-                dot += t
+            dot = left_sum(terms)
         return scaled, terms, dot + self.intercept
 
     @staticmethod
@@ -93,10 +102,7 @@ class FastLinear:
 
     def raw(self, scaled: Sequence[float]) -> float:
         """Log-odds: the dot product summed left to right (as River's VectorDict.dot), plus intercept."""
-        dot = 0.0
-        for wi, si in zip(self.weights, scaled, strict=True):
-            dot += wi * si
-        return dot + self.intercept
+        return left_sum(map(mul, self.weights, scaled)) + self.intercept
 
     def proba(self, scaled: Sequence[float]) -> float:
         """River's ``LogisticRegression.predict_proba_one(...)[True]`` (its sigmoid, cut-offs included)."""

@@ -125,9 +125,11 @@ def reasons(state: CustomerState, x: Sequence[float], now: float,
             "lateness_trend": x[_IDX["lateness_trend"]] / 10.0,
             "open_disputed": x[_IDX["open_disputed"]],
         }
-    pairs = contributions.items() if isinstance(contributions, Mapping) \
-        else zip(FEATURE_NAMES, contributions, strict=True)
-    ranked = sorted([(-weight, name) for name, weight in pairs if weight > 0])
+    if isinstance(contributions, list) or not isinstance(contributions, Mapping):
+        ranked = sorted([(-weight, name) for name, weight
+                         in zip(FEATURE_NAMES, contributions, strict=True) if weight > 0])
+    else:
+        ranked = sorted([(-weight, name) for name, weight in contributions.items() if weight > 0])
     out: list[Reason] = []
     texts: set[str] = set()
     for negative, name in ranked[:2 * limit + 2]:
