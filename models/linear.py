@@ -22,7 +22,7 @@ import collections
 import math
 import sys
 from collections.abc import Callable, Iterable, Sequence
-from operator import mul, sub, truediv
+from operator import mul
 from typing import Any
 
 from river import compose, linear_model, optim, preprocessing, utils
@@ -74,22 +74,28 @@ class FastLinear:
         """River's ``StandardScaler.transform_one``: ``(x - mean) / var**0.5``, 0 where var is 0."""
         return [(xi - mi) / sd if sd else 0.0 for xi, mi, sd in zip(x, self.means, self.sds, strict=True)]
 
-    def terms(self, x: Sequence[float]) -> tuple[list[float], list[float], float]:
-        """Scaled features, each one's term of the log-odds (weight x scaled) and the log-odds.
+    def terms(self, x: Sequence[float]) -> tuple[list[float], float]:
+        """Each feature's term of the log-odds (weight x scaled value), and the log-odds.
 
-        The per-score path, in C-level maps. Dividing by inf instead of branching on a zero
-        variance gives 0.0 or -0.0 for River's 0.0; a signed zero changes no sum, product
-        or comparison made from here on, so the numbers are River's. A non-finite feature
-        would give NaN where River gives 0.0: then the branching path is taken instead.
+        The per-score path, one comprehension: ``(x - mean) / sd * w`` is River's
+        ``w * ((x - mean) / sd)`` exactly (a product is the same either way round).
+        Dividing by inf instead of branching on a zero variance gives 0.0 or -0.0 for
+        River's 0.0; a signed zero changes no sum, product or comparison made from here
+        on, so the numbers are River's. A non-finite feature would give NaN where River
+        gives 0.0: then the branching path is taken instead, and a term whose scaled
+        value is not finite comes back as NaN (River's explain leaves such features out).
         """
-        scaled = list(map(truediv, map(sub, x, self.means), self.divisors))
-        terms = list(map(mul, self.weights, scaled))
+        terms = [(xi - mi) / di * wi for xi, mi, di, wi
+                 in zip(x, self.means, self.divisors, self.weights, strict=True)]
         dot = left_sum(terms)
-        if dot - dot != 0.0:  # inf or nan somewhere: redo it exactly as River does
-            scaled = self.scale(x)
-            terms = [wi * si for wi, si in zip(self.weights, scaled, strict=True)]
-            dot = left_sum(terms)
-        return scaled, terms, dot + self.intercept
+        if dot - dot == 0.0:
+            return terms, dot + self.intercept
+        # inf or nan somewhere: redo it exactly as River does, and say which features
+        scaled = self.scale(x)
+        terms = [wi * si if math.isfinite(si) else math.nan
+                 for wi, si in zip(self.weights, scaled, strict=True)]
+        dot = left_sum(wi * si for wi, si in zip(self.weights, scaled, strict=True))
+        return terms, dot + self.intercept
 
     @staticmethod
     def sigmoid(z: float) -> float:

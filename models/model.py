@@ -245,7 +245,7 @@ class OnlineModel:
         """P(late) for the invoice described by ``x``, blended with the prior while young."""
         fast = self._fast
         if fast is not None:
-            return self._blend(fast.sigmoid(fast.terms(x)[2]))
+            return self._blend(fast.sigmoid(fast.terms(x)[1]))
         return self.explain(x, with_contributions=False)[0]
 
     def score(self, x: Sequence[float]) -> tuple[float, list[float] | None]:
@@ -261,11 +261,8 @@ class OnlineModel:
             if contributions is None:
                 return p, None
             return p, [contributions.get(name, math.nan) for name in FEATURE_NAMES]
-        scaled, terms, z = fast.terms(x)
-        p = self._blend(fast.sigmoid(z))
-        if z - z != 0.0 and not all(map(math.isfinite, scaled)):
-            terms = [t if math.isfinite(si) else math.nan for t, si in zip(terms, scaled, strict=True)]
-        return p, terms
+        terms, z = fast.terms(x)
+        return self._blend(fast.sigmoid(z)), terms
 
     def explain(self, x: Sequence[float], with_contributions: bool = True,
                 ) -> tuple[float, dict[str, float] | None]:

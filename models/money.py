@@ -40,6 +40,8 @@ def to_str(units: int) -> str:
     >>> to_str(123400), to_str(123450), to_str(-5), to_str(0), to_str(-100)
     ('12.34', '12.3450', '-0.0005', '0.00', '-0.01')
     """
+    if not units:
+        return "0.00"
     whole, frac = divmod(-units if units < 0 else units, UNIT)
     sign = "-" if units < 0 else ""
     if frac % 100:
