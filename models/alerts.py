@@ -51,6 +51,13 @@ def track_p(state: CustomerState, p: float, now: float, cfg: ScoringConfig) -> f
         state.p_hist = (now, p)
         return p
     start = now - cfg.spike_window_days * DAY
+    if len(hist) == 2:  # the usual case, the loop below unrolled
+        t0, q0 = hist
+        if t0 < start:
+            state.p_hist = (now, p)
+            return p
+        state.p_hist = (now, p) if q0 >= p else (t0, q0, now, p)
+        return q0
     kept = [i for i in range(0, len(hist), 2) if hist[i] >= start]
     low = min([hist[i + 1] for i in kept], default=p)
     while kept and hist[kept[-1] + 1] >= p:

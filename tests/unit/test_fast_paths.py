@@ -134,3 +134,28 @@ def test_id_ring_keeps_the_newest() -> None:
     for k in range(10):
         ring = st.ring_add(ring, st.id_key(f"e{k}"), 4)
     assert [st.ring_has(ring, st.id_key(f"e{k}")) for k in range(10)] == [False] * 6 + [True] * 4
+
+
+def _track_p_reference(hist: list[tuple[float, float]], p: float, now: float,
+                       window: float) -> tuple[float, list[tuple[float, float]]]:
+    """track_p as it was written over a list of (t, p) pairs."""
+    kept = [(t, q) for t, q in hist if t >= now - window]
+    low = min([q for _, q in kept], default=p)
+    while kept and kept[-1][1] >= p:
+        kept.pop()
+    kept.append((now, p))
+    return low, kept if len(kept) <= 4 else [kept[0], *kept[-3:]]
+
+
+@given(hs.lists(hs.tuples(hs.floats(0, 100), hs.floats(0, 1)), max_size=40))
+def test_track_p_on_a_flat_tuple_is_the_pair_list_algorithm(steps: list[tuple[float, float]]) -> None:
+    from models.alerts import track_p
+
+    s = st.CustomerState("c1")
+    hist: list[tuple[float, float]] = []
+    window = CFG.spike_window_days * 86_400.0
+    for day, p in steps:
+        now = day * 86_400.0
+        low, hist = _track_p_reference(hist, p, now, window)
+        assert track_p(s, p, now, CFG) == low
+        assert s.p_hist == tuple(v for pair in hist for v in pair)
