@@ -26,7 +26,7 @@ from __future__ import annotations
 import heapq
 import math
 from collections.abc import MutableMapping
-from dataclasses import dataclass
+from typing import NamedTuple
 
 from models.config import DAY, ScoringConfig
 from models.model import OnlineModel
@@ -39,15 +39,25 @@ TYPE_ORDER = {"invoice.issued": 0, "invoice.disputed": 1, "invoice.dispute_resol
 """Tie-break at equal event time: an invoice exists before it is paid."""
 
 
-@dataclass(slots=True)
-class Pending:
+class Pending(NamedTuple):
+    """An event waiting in the reorder buffer; also its heap entry, ordered by its first fields.
+
+    One object per buffered event (not an entry tuple around a record): buffered events
+    live long enough to reach the garbage collector's oldest generation, and every such
+    object makes its full collections come sooner.
+    """
+
+    at: float
+    """``event.at`` as epoch seconds, converted once."""
+    order: int
+    event_id: str
+    seq: int
+    """Arrival number: unique, so the comparison never reaches the fields below."""
     event: Event
     source: str
     offset: int
     wall: float
     raw: bytes
-    at: float
-    """``event.at`` as epoch seconds, converted once."""
 
 
 class Engine:
@@ -69,7 +79,7 @@ class Engine:
         self.max_seen: dict[str, float] = {}
         self.last_arrival = dict.fromkeys(sources, wall)
         self.stream_time = -math.inf
-        self._buffer: list[tuple[float, int, str, int, Pending]] = []
+        self._buffer: list[Pending] = []
         self._deadlines: list[tuple[float, str]] = []
         self._scheduled: dict[str, float] = {}
         self._seq = 0
@@ -107,11 +117,12 @@ class Engine:
         self.last_arrival[source] = wall
         if at > max_seen.get(source, -math.inf):
             max_seen[source] = at
-        item = Pending(event, source, offset, wall, raw, at)
+        self._seq += 1
+        item = Pending(at, TYPE_ORDER[event.type], event.event_id, self._seq, event, source,
+                       offset, wall, raw)
         if at < self.stream_time:
             return self._apply_late(item)
-        self._seq += 1
-        heapq.heappush(self._buffer, (at, TYPE_ORDER[event.type], event.event_id, self._seq, item))
+        heapq.heappush(self._buffer, item)
         return self._release(self.watermark(wall))
 
     def tick(self, wall: float) -> list[Step]:
@@ -125,7 +136,7 @@ class Engine:
     def resume_offsets(self) -> dict[str, int]:
         """Per source, the lowest offset still buffered (not yet applied), if any."""
         low: dict[str, int] = {}
-        for *_, item in self._buffer:
+        for item in self._buffer:
             if item.offset >= 0:
                 low[item.source] = min(item.offset, low.get(item.source, item.offset))
         return low
@@ -146,13 +157,13 @@ class Engine:
         steps: list[Step] = []
         buffer, deadlines = self._buffer, self._deadlines
         while buffer and buffer[0][0] <= watermark:
-            entry = heapq.heappop(buffer)
-            at = entry[0]
+            item = heapq.heappop(buffer)
+            at = item.at
             if deadlines and deadlines[0][0] <= at:
                 steps += self._advance_to(at)  # deadlines at t come before events at t
             if at > self.stream_time:
                 self.stream_time = at
-            steps.append(self._apply(entry[4]))
+            steps.append(self._apply(item))
         if watermark > self.stream_time and math.isfinite(watermark):
             if deadlines and deadlines[0][0] <= watermark:
                 steps += self._advance_to(watermark)
