@@ -43,21 +43,37 @@ def alert_id(customer_id: str, kind: str, trigger: str) -> str:
 def track_p(state: CustomerState, p: float, now: float, cfg: ScoringConfig) -> float:
     """Record ``p`` and return the lowest p_late within the spike window before it.
 
-    Keeps a monotonic queue (increasing p), so the memory stays small.
+    Keeps a monotonic queue (increasing p) of (time, p) pairs, at most 4, flattened in a
+    tuple (``state.p_hist``), so the memory stays small.
     """
-    window = cfg.spike_window_days * DAY
-    hist = [(t, q) for t, q in state.p_hist if t >= now - window]
-    low = min([q for _, q in hist], default=p)
-    while hist and hist[-1][1] >= p:
-        hist.pop()
-    hist.append((now, p))
-    # keep the head (the window's minimum) and the newest entries
-    state.p_hist = hist if len(hist) <= 4 else [hist[0], *hist[-3:]]
+    hist = state.p_hist
+    if not hist:
+        state.p_hist = (now, p)
+        return p
+    start = now - cfg.spike_window_days * DAY
+    if len(hist) == 2:  # the usual case, the loop below unrolled
+        t0, q0 = hist
+        if t0 < start:
+            state.p_hist = (now, p)
+            return p
+        state.p_hist = (now, p) if q0 >= p else (t0, q0, now, p)
+        return q0
+    kept = [i for i in range(0, len(hist), 2) if hist[i] >= start]
+    low = min([hist[i + 1] for i in kept], default=p)
+    while kept and hist[kept[-1] + 1] >= p:
+        kept.pop()
+    if len(kept) >= 4:  # keep the head (the window's minimum) and the newest entries
+        kept = [kept[0], *kept[-2:]]
+    flat: list[float] = []
+    for i in kept:
+        flat += hist[i:i + 2]
+    flat += (now, p)
+    state.p_hist = tuple(flat)
     return low
 
 
 def _cooling(state: CustomerState, kind: str, now: float, cfg: ScoringConfig) -> bool:
-    last = state.alert_at.get(kind)
+    last = state.alert_at.get(kind) if state.alert_at else None
     return last is not None and now - last < cfg.alert_cooldown_days * DAY
 
 
@@ -66,8 +82,8 @@ def decide(state: CustomerState, *, prev_band: int, band: int, p: float, low: fl
            cfg: ScoringConfig, reasons: Sequence[Reason] = ()) -> list[AlertDraft]:
     """The alerts this change raises, cool-downs applied (and recorded in ``state``)."""
     drafts: list[AlertDraft] = []
-    why = "; ".join(r.text for r in reasons[:2])
     if band >= HIGH and band > prev_band:
+        why = "; ".join(r.text for r in reasons[:2])
         drafts.append(AlertDraft("entered_high_risk", trigger,
                                  f"moved from {BANDS[prev_band]} to {BANDS[band]} risk"
                                  + (f": {why}" if why else "")))
@@ -84,6 +100,9 @@ def decide(state: CustomerState, *, prev_band: int, band: int, p: float, low: fl
                                      f"{inv.invoice_id} go past due", inv.invoice_id))
             break
     kept = [d for d in drafts if not _cooling(state, d.kind, now, cfg)]
-    for d in kept:
-        state.alert_at[d.kind] = now
+    if kept:
+        alert_at = state.alert_at if state.alert_at is not None else {}
+        for d in kept:
+            alert_at[d.kind] = now
+        state.alert_at = alert_at
     return kept

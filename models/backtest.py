@@ -460,8 +460,9 @@ def audit_snapshots(events: Iterable[Event], cfg: ScoringConfig, *,
     take(engine.flush())
     for cid, s in store.items():
         for inv in s.invoices.values():
-            if inv.x is not None:
-                stored[(cid, inv.invoice_id)] = inv.x
+            snapshot = inv.snapshot
+            if snapshot is not None:
+                stored[(cid, inv.invoice_id)] = snapshot
     audit = SnapshotAudit()
     for key, want in expected.items():
         got = stored.get(key)

@@ -26,7 +26,7 @@ from __future__ import annotations
 import heapq
 import math
 from collections.abc import MutableMapping
-from dataclasses import dataclass
+from typing import NamedTuple
 
 from models.config import DAY, ScoringConfig
 from models.model import OnlineModel
@@ -39,8 +39,20 @@ TYPE_ORDER = {"invoice.issued": 0, "invoice.disputed": 1, "invoice.dispute_resol
 """Tie-break at equal event time: an invoice exists before it is paid."""
 
 
-@dataclass(slots=True)
-class Pending:
+class Pending(NamedTuple):
+    """An event waiting in the reorder buffer; also its heap entry, ordered by its first fields.
+
+    One object per buffered event (not an entry tuple around a record): buffered events
+    live long enough to reach the garbage collector's oldest generation, and every such
+    object makes its full collections come sooner.
+    """
+
+    at: float
+    """``event.at`` as epoch seconds, converted once."""
+    order: int
+    event_id: str
+    seq: int
+    """Arrival number: unique, so the comparison never reaches the fields below."""
     event: Event
     source: str
     offset: int
@@ -69,7 +81,7 @@ class Engine:
         self.lagging: frozenset[str] = frozenset()
         """Sources known to hold unread records (live mode): never idle, whatever the clock."""
         self.stream_time = -math.inf
-        self._buffer: list[tuple[float, int, str, int, Pending]] = []
+        self._buffer: list[Pending] = []
         self._deadlines: list[tuple[float, str]] = []
         self._scheduled: dict[str, float] = {}
         self._seq = 0
@@ -92,29 +104,36 @@ class Engine:
         release events ahead of records it still holds (they would then apply late, out of
         the order a replay uses).
         """
-        active = [self.max_seen.get(s, -math.inf) for s in self.sources
-                  if s in self.lagging or wall - self.last_arrival.get(s, wall) < self.idle_seconds]
-        if not active:  # every input is quiet: nothing more is coming, release it all
+        low = math.inf
+        for source in self.sources:
+            if (source in self.lagging
+                    or wall - self.last_arrival.get(source, wall) < self.idle_seconds):
+                seen = self.max_seen.get(source, -math.inf)
+                if seen < low:
+                    low = seen
+        if low == math.inf:  # every input is quiet: nothing more is coming, release it all
             return max(self.max_seen.values(), default=-math.inf)
-        return min(active) - self.reorder_seconds
+        return low - self.reorder_seconds
 
     def submit(self, event: Event, source: str, offset: int = -1, wall: float = 0.0,
                raw: bytes = b"") -> list[Step]:
         """Take one decoded event (and its original bytes); return the steps it released."""
         at = event.at.timestamp()
-        reference = max(self.max_seen.values(), default=None)
-        if reference is not None and at > reference + self.cfg.max_future_days * DAY:
+        max_seen = self.max_seen
+        if max_seen and at > max(max_seen.values()) + self.cfg.max_future_days * DAY:
             reason = (f"event time is more than {self.cfg.max_future_days:g} days ahead "
                       "of the stream")
             return [Step(event.customer_id, REJECTED, at, reason, event, source=source,
                          offset=offset, raw=raw, wall=wall)]
         self.last_arrival[source] = wall
-        self.max_seen[source] = max(self.max_seen.get(source, -math.inf), at)
-        item = Pending(event, source, offset, wall, raw)
+        if at > max_seen.get(source, -math.inf):
+            max_seen[source] = at
+        self._seq += 1
+        item = Pending(at, TYPE_ORDER[event.type], event.event_id, self._seq, event, source,
+                       offset, wall, raw)
         if at < self.stream_time:
             return self._apply_late(item)
-        self._seq += 1
-        heapq.heappush(self._buffer, (at, TYPE_ORDER[event.type], event.event_id, self._seq, item))
+        heapq.heappush(self._buffer, item)
         return self._release(self.watermark(wall))
 
     def tick(self, wall: float) -> list[Step]:
@@ -128,7 +147,7 @@ class Engine:
     def resume_offsets(self) -> dict[str, int]:
         """Per source, the lowest offset still buffered (not yet applied), if any."""
         low: dict[str, int] = {}
-        for *_, item in self._buffer:
+        for item in self._buffer:
             if item.offset >= 0:
                 low[item.source] = min(item.offset, low.get(item.source, item.offset))
         return low
@@ -147,13 +166,18 @@ class Engine:
 
     def _release(self, watermark: float) -> list[Step]:
         steps: list[Step] = []
-        while self._buffer and self._buffer[0][0] <= watermark:
-            at, *_, item = heapq.heappop(self._buffer)
-            steps += self._advance_to(at)  # deadlines at t come before events at t
-            self.stream_time = max(self.stream_time, at)
-            steps += self._apply(item)
+        buffer, deadlines = self._buffer, self._deadlines
+        while buffer and buffer[0][0] <= watermark:
+            item = heapq.heappop(buffer)
+            at = item.at
+            if deadlines and deadlines[0][0] <= at:
+                steps += self._advance_to(at)  # deadlines at t come before events at t
+            if at > self.stream_time:
+                self.stream_time = at
+            steps.append(self._apply(item))
         if watermark > self.stream_time and math.isfinite(watermark):
-            steps += self._advance_to(watermark)
+            if deadlines and deadlines[0][0] <= watermark:
+                steps += self._advance_to(watermark)
             self.stream_time = watermark
         return steps
 
@@ -178,9 +202,9 @@ class Engine:
 
     def _apply_late(self, item: Pending) -> list[Step]:
         """An event behind the stream time: apply it now, then catch its customer up."""
-        steps = self._apply(item)
-        for step in steps:
-            step.late = True
+        step = self._apply(item)
+        step.late = True
+        steps = [step]
         state = self.store[item.event.customer_id]
         caught_up = self.processor.advance(state, self.stream_time)
         if caught_up is not None:
@@ -189,11 +213,12 @@ class Engine:
             self.schedule(state)
         return steps
 
-    def _apply(self, item: Pending) -> list[Step]:
+    def _apply(self, item: Pending) -> Step:
         event = item.event
         position = (item.source, item.offset) if item.offset >= 0 else None
-        state, step = self.processor.apply(self.store.get(event.customer_id), event, position)
+        state, step = self.processor.apply(self.store.get(event.customer_id), event, position,
+                                           at=item.at)
         self.store[event.customer_id] = state
         self.schedule(state)
         step.source, step.offset, step.raw, step.wall = item.source, item.offset, item.raw, item.wall
-        return [step]
+        return step

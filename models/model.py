@@ -10,8 +10,7 @@ from __future__ import annotations
 
 import math
 import pickle
-from array import array
-from collections.abc import Callable
+from collections.abc import Callable, Sequence
 from dataclasses import dataclass, field
 from typing import Any
 
@@ -28,6 +27,7 @@ from river import (
 )
 
 from models.features import FEATURE_NAMES, as_dict
+from models.linear import FastLinear
 
 CHECKPOINT_MAGIC = b"ARSCORE-MODEL\x01"
 PRIOR_WEIGHT = 200.0
@@ -202,9 +202,26 @@ class OnlineModel:
         self.kind = kind
         self.prior = prior
         self.origin = origin
+        self._pipeline: Any = None
+        self._fast: FastLinear | None = None
         self.pipeline = PIPELINES[kind]()
         self.labels_seen = 0
         self.progressive = Progressive()
+
+    @property
+    def pipeline(self) -> Any:
+        """The model as a River pipeline, River being the model of record.
+
+        When the pipeline is the default scaler + logistic regression, the model runs on
+        :class:`~models.linear.FastLinear` (same numbers, plain lists) and this returns a
+        River copy of it: read it or checkpoint it, but learn through :meth:`learn`.
+        """
+        return self._fast.to_river() if self._fast is not None else self._pipeline
+
+    @pipeline.setter
+    def pipeline(self, pipeline: Any) -> None:
+        self._fast = FastLinear.from_river(pipeline, FEATURE_NAMES)
+        self._pipeline = None if self._fast is not None else pipeline
 
     @property
     def version(self) -> str:
@@ -212,8 +229,8 @@ class OnlineModel:
         return f"{self.kind}:{self.origin}"
 
     def _linear(self) -> tuple[Any, Any] | None:
-        """(scaler, linear model) when the pipeline is exactly that, else None."""
-        steps = getattr(self.pipeline, "steps", None)
+        """(scaler, linear model) when the River pipeline is exactly that, else None."""
+        steps = getattr(self._pipeline, "steps", None)
         if steps is None or len(steps) != 2:
             return None
         scaler, linear = steps.values()
@@ -224,20 +241,48 @@ class OnlineModel:
         p = w * raw + (1.0 - w) * self.prior
         return min(max(p, 1e-4), 1.0 - 1e-4)
 
-    def predict(self, x: array) -> float:  # type: ignore[type-arg]
+    def predict(self, x: Sequence[float]) -> float:
         """P(late) for the invoice described by ``x``, blended with the prior while young."""
+        fast = self._fast
+        if fast is not None:
+            return self._blend(fast.sigmoid(fast.terms(x)[1]))
         return self.explain(x, with_contributions=False)[0]
 
-    def explain(self, x: array, with_contributions: bool = True,  # type: ignore[type-arg]
+    def score(self, x: Sequence[float]) -> tuple[float, list[float] | None]:
+        """P(late) and each feature's push on the log-odds, as a list ordered like FEATURE_NAMES.
+
+        The per-event path: no dicts. Contributions are None for pipelines that are not
+        a scaler + linear model; a feature whose standardised value is not finite gets NaN
+        (it is left out, as :meth:`explain` leaves it out).
+        """
+        fast = self._fast
+        if fast is None:
+            p, contributions = self.explain(x)
+            if contributions is None:
+                return p, None
+            return p, [contributions.get(name, math.nan) for name in FEATURE_NAMES]
+        terms, z = fast.terms(x)
+        return self._blend(fast.sigmoid(z)), terms
+
+    def explain(self, x: Sequence[float], with_contributions: bool = True,
                 ) -> tuple[float, dict[str, float] | None]:
         """P(late) and, for scaler + linear pipelines, each feature's push on the log-odds.
 
         One pass: the standardised features feed both the prediction and the contributions
         (the same arithmetic River's Pipeline does, so the probability is identical).
         """
+        fast = self._fast
+        if fast is not None:
+            scaled_list = fast.scale(x)
+            p = self._blend(fast.proba(scaled_list))
+            if not with_contributions:
+                return p, None
+            return p, {name: wi * si for name, wi, si
+                       in zip(FEATURE_NAMES, fast.weights, scaled_list, strict=True)
+                       if math.isfinite(si)}
         linear = self._linear()
         if linear is None:
-            raw = self.pipeline.predict_proba_one(as_dict(x)).get(True, self.prior)
+            raw = self._pipeline.predict_proba_one(as_dict(x)).get(True, self.prior)
             return self._blend(float(raw)), None
         scaler, model = linear
         scaled = scaler.transform_one(as_dict(x))
@@ -248,13 +293,16 @@ class OnlineModel:
         return p, {name: weights.get(name, 0.0) * value for name, value in scaled.items()
                    if math.isfinite(value)}
 
-    def learn(self, x: array, y: int, p_at_issue: float) -> None:  # type: ignore[type-arg]
+    def learn(self, x: Sequence[float], y: int, p_at_issue: float) -> None:
         """Score the prediction made at issue, then train on the snapshot."""
         self.progressive.update(p_at_issue, y)
-        self.pipeline.learn_one(as_dict(x), bool(y))
+        if self._fast is not None:
+            self._fast.learn(x, bool(y))
+        else:
+            self._pipeline.learn_one(as_dict(x), bool(y))
         self.labels_seen += 1
 
-    def contributions(self, x: array) -> dict[str, float] | None:  # type: ignore[type-arg]
+    def contributions(self, x: Sequence[float]) -> dict[str, float] | None:
         """Per-feature push on the log-odds (weight x standardised value), for reasons.
 
         Returns None for pipelines that are not a scaler + linear model.

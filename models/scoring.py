@@ -2,11 +2,10 @@
 
 from __future__ import annotations
 
-import heapq
-from array import array
+from collections.abc import Mapping, Sequence
 
 from models.config import DAY, ScoringConfig
-from models.features import FEATURE_NAMES
+from models.features import FEATURE_NAMES, OpenBook
 from models.money import to_str, to_units
 from models.state import CustomerState
 from schemas.records import BANDS, Reason
@@ -70,7 +69,8 @@ def _money(units: float, currency: str | None) -> str:
     return f"{text} {currency}" if currency else text
 
 
-def _explain(name: str, state: CustomerState, x: array, now: float) -> str | None:  # type: ignore[type-arg]
+def _explain(name: str, state: CustomerState, x: Sequence[float], now: float,
+             book: OpenBook | None) -> str | None:
     """Plain words for one feature, from the state (never from model internals)."""
     s, v = state, x[_IDX[name]]
     if name == "late_ratio" or name == "history_log":
@@ -85,13 +85,14 @@ def _explain(name: str, state: CustomerState, x: array, now: float) -> str | Non
         return f"paying {v:.0f} days later than before" if v >= 1 else None
     if name in ("overdue_share", "aging_1_30", "aging_31_60", "aging_61_90", "aging_90_plus",
                 "max_days_past_due"):
-        overdue = overdue_units(s, now)
+        overdue = overdue_units(s, now) if book is None else book.overdue
         if not overdue:
             return None
-        return (f"{_money(overdue, s.currency)} overdue, oldest "
-                f"{max_days_past_due(s, now):.0f} days past due")
+        oldest = max_days_past_due(s, now) if book is None else book.max_dpd
+        return f"{_money(overdue, s.currency)} overdue, oldest {oldest:.0f} days past due"
     if name in ("open_amount_log", "open_count_log"):
-        return f"{len(s.invoices)} open invoices totalling {_money(s.open_units, s.currency)}"
+        total = s.open_units if book is None else book.open
+        return f"{len(s.invoices)} open invoices totalling {_money(total, s.currency)}"
     if name == "partial_ratio":
         return f"settles {v:.0%} of invoices in several payments" if v > 0 else None
     if name in ("dispute_ratio", "open_disputed"):
@@ -105,13 +106,16 @@ def _explain(name: str, state: CustomerState, x: array, now: float) -> str | Non
     return None
 
 
-def reasons(state: CustomerState, x: array, now: float,  # type: ignore[type-arg]
-            contributions: dict[str, float] | None, cfg: ScoringConfig,
-            limit: int = 3) -> tuple[Reason, ...]:
+def reasons(state: CustomerState, x: Sequence[float], now: float,
+            contributions: Mapping[str, float] | Sequence[float] | None, cfg: ScoringConfig,
+            limit: int = 3, book: OpenBook | None = None) -> tuple[Reason, ...]:
     """The top factors pushing this customer towards late payment, in plain words.
 
-    Uses the model's per-feature contributions when it has them; otherwise (cold start,
-    non-linear model) a fixed ranking of the risk signals in the state.
+    Uses the model's per-feature contributions when it has them (a mapping by feature
+    name, or a sequence ordered like FEATURE_NAMES, which is what the per-event path
+    passes: no dict to build); otherwise (cold start, non-linear model) a fixed ranking
+    of the risk signals in the state. Only positive contributions can be reasons, so
+    only those are ranked. ``book`` is the open-invoice pass at ``now`` if the caller has it.
     """
     if contributions is None:
         contributions = {
@@ -121,16 +125,20 @@ def reasons(state: CustomerState, x: array, now: float,  # type: ignore[type-arg
             "lateness_trend": x[_IDX["lateness_trend"]] / 10.0,
             "open_disputed": x[_IDX["open_disputed"]],
         }
-    ranked = heapq.nsmallest(2 * limit + 2, contributions.items(), key=lambda kv: (-kv[1], kv[0]))
+    if isinstance(contributions, list) or not isinstance(contributions, Mapping):
+        ranked = sorted([(-weight, name) for name, weight
+                         in zip(FEATURE_NAMES, contributions, strict=True) if weight > 0])
+    else:
+        ranked = sorted([(-weight, name) for name, weight in contributions.items() if weight > 0])
     out: list[Reason] = []
     texts: set[str] = set()
-    for name, weight in ranked:
-        if weight <= 0 or len(out) >= limit:
+    for negative, name in ranked[:2 * limit + 2]:
+        if len(out) >= limit:
             break
-        text = _explain(name, state, x, now)
+        text = _explain(name, state, x, now, book)
         if text and text not in texts:
             texts.add(text)
-            out.append(Reason(code=name, text=text, weight=round(weight, 4)))
+            out.append(Reason(code=name, text=text, weight=round(-negative, 4)))
     if out:
         return tuple(out)
     if state.n_labels and not state.n_late:

@@ -2,6 +2,13 @@
 
 Lossless: floats survive orjson's shortest round-trip and arrays become lists, so a
 state recovered from the changelog equals the one written (tested).
+
+The JSON shape does not follow every in-memory packing: the ``seen`` and ``closed`` id
+rings (bytes in memory) are lists of 63-bit ints, an invoice's feature snapshot
+(packed bytes in memory) is a list of 25 floats or null, ``held`` (a tuple) a list of
+``[invoice_ids, units, received]``, and ``p_hist`` (a flat tuple ``t0, p0, t1, p1...``)
+a list of ``[t, p]`` pairs, as they always were, so records written before and after
+the packing read the same.
 """
 
 from __future__ import annotations
@@ -9,11 +16,15 @@ from __future__ import annotations
 from array import array
 from typing import Any
 
-from models.state import CustomerState, Held, Invoice
+from models.state import CustomerState, Held, Invoice, pack, ring_ids, to_ring, unpack
 
 _INVOICE_FIELDS = tuple(Invoice.__dataclass_fields__)
 _STATE_FIELDS = tuple(CustomerState.__dataclass_fields__)
-_ARRAYS = {"closed": "q", "seen": "q", "recent": "d"}
+_ARRAYS = {"recent": "d"}
+_RINGS = ("closed", "seen")
+"""Packed id rings in memory, lists of ints in JSON as before."""
+_OPTIONAL_DICTS = ("alert_at", "offsets")
+"""None in memory until first used; ``{}`` in JSON as before."""
 
 
 def state_to_dict(s: CustomerState) -> dict[str, Any]:
@@ -25,14 +36,20 @@ def state_to_dict(s: CustomerState) -> dict[str, Any]:
         elif name == "held":
             value = [[h.invoice_ids, h.units, h.received] for h in value]
         elif name == "p_hist":
-            value = [list(pair) for pair in value]
+            value = [[value[i], value[i + 1]] for i in range(0, len(value), 2)]
         elif isinstance(value, array):
             value = value.tolist()
+        elif name in _RINGS:
+            value = ring_ids(value)
+        elif name in _OPTIONAL_DICTS and value is None:
+            value = {}
         out[name] = value
     return out
 
 
 def _plain(value: Any) -> Any:
+    if isinstance(value, bytes):  # a packed feature snapshot
+        return unpack(value).tolist()
     return value.tolist() if isinstance(value, array) else value
 
 
@@ -47,14 +64,18 @@ def state_from_dict(d: dict[str, Any]) -> CustomerState:
             for row in value:
                 inv = Invoice(**dict(zip(_INVOICE_FIELDS, row, strict=True)))
                 if inv.x is not None:
-                    inv.x = array("d", inv.x)
+                    inv.x = pack(inv.x)
                 invoices[inv.invoice_id] = inv
             value = invoices
         elif name == "held":
-            value = [Held(list(ids), units, at) for ids, units, at in value]
+            value = tuple(Held(list(ids), units, at) for ids, units, at in value)
         elif name == "p_hist":
-            value = [(t, p) for t, p in value]
+            value = tuple(v for t, p in value for v in (t, p))
         elif name in _ARRAYS:
             value = array(_ARRAYS[name], value)
+        elif name in _RINGS:
+            value = to_ring(value)
+        elif name in _OPTIONAL_DICTS:
+            value = dict(value) if value else None
         kwargs[name] = value
     return CustomerState(**kwargs)

@@ -106,7 +106,7 @@ def test_equal_times_release_in_type_then_event_id_order() -> None:
     assert ids(steps) == ["y", "z", "d", "r", "adj", "p"]
     assert all(s.status == OK for s in steps)
     state = e.store["c1"]
-    assert "i1" not in state.invoices and state.held == []  # the invoice existed when paid
+    assert "i1" not in state.invoices and state.held == ()  # the invoice existed when paid
     assert [TYPE_ORDER[s.event.type] for s in steps] == [0, 0, 1, 2, 3, 4]
 
 

@@ -53,7 +53,7 @@ def test_snapshot_at_issue_equals_features_of_the_state_just_before_issue() -> N
 
     s, steps = run([invoice("c1", "new", amount, issued, due)], proc, s)
     inv = s.invoices["new"]
-    assert inv.x == expected and inv.p_late == expected_p
+    assert inv.snapshot == expected and inv.p_late == expected_p
     # the future: payments of this and other invoices, a late resolution of another one
     s, steps = run([payment("c1", 75, 60, "old3"), payment("c1", 500, 90.5, "new", "old2")],
                    proc, s)
@@ -78,7 +78,8 @@ def test_cold_start_customer_gets_the_prior_and_low_confidence() -> None:
     proc = processor(cfg)
     s, step = proc.apply(None, invoice("c1", "i1", 100, 0, 30))
     assert features(st.CustomerState("c1"), 0.0, cfg)[LATE_RATIO] == pytest.approx(0.3)
-    assert s.invoices["i1"].x[LATE_RATIO] == pytest.approx(0.3)
+    snapshot = s.invoices["i1"].snapshot
+    assert snapshot is not None and snapshot[LATE_RATIO] == pytest.approx(0.3)
     score = step.score
     assert score is not None
     assert score.low_confidence is True
