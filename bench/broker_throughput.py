@@ -56,6 +56,20 @@ def consumed(settings: Settings) -> float:
                if line.startswith("arscore_events_total{"))
 
 
+def wait_ready(settings: Settings, timeout: float = 90.0) -> None:
+    url = f"http://127.0.0.1:{settings.metrics_port}/metrics"
+    deadline = time.monotonic() + timeout
+    while time.monotonic() < deadline:
+        try:
+            text = urllib.request.urlopen(url, timeout=2).read().decode()
+        except OSError:
+            text = ""
+        if f"arscore_partitions_active {settings.partitions:.1f}" in text:
+            return
+        time.sleep(0.2)
+    raise SystemExit("worker never became ready")
+
+
 def sustained(broker: EmbeddedBroker, lines: list[bytes]) -> None:
     tag = uuid.uuid4().hex[:6]
     env_settings = Settings(broker_url=broker.url, invoices_topic=f"inv-{tag}",
@@ -109,7 +123,7 @@ def latency(broker: EmbeddedBroker, lines: list[bytes], rate: float, seconds: fl
         c.close()
 
     try:
-        time.sleep(8)  # worker start-up
+        wait_ready(settings)  # offer load only once every partition is owned and recovered
         reader = threading.Thread(target=read, daemon=True)
         reader.start()
         prod = producer(settings)
