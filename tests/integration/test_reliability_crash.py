@@ -73,16 +73,8 @@ def test_kill9_mid_stream_loses_nothing(make_worker, tmp_path: Path) -> None:
     states, _ = wait_committed(worker.settings, end_offsets(worker.settings, lines))
     time.sleep(1.0)
 
-    out = tmp_path / "replay.jsonl"
-    r_states = replay_with_state(events, out, worker.env)
-    replayed = [loads(line) for line in out.read_bytes().splitlines()]
-    r_scores = latest_scores([(None, _enc(d["value"])) for d in replayed
-                              if d["topic"] == worker.settings.scores_topic])
-    r_alerts = {d["value"]["alert_id"] for d in replayed
-                if d["topic"] == worker.settings.alerts_topic}
-    k_scores = latest_scores(read_all(worker.settings, worker.settings.scores_topic))
-    k_alerts = {loads(v)["alert_id"] for _, v in
-                read_all(worker.settings, worker.settings.alerts_topic)}
+    r_states, r_scores, r_alerts = replay_outputs(events, tmp_path, worker)
+    k_scores, k_alerts = kafka_outputs(worker.settings)
 
     assert all(k > 0 for k in kills), kills  # every kill landed mid-stream
     # ...after durable progress: each restart resumed from its committed batch, not from 0
@@ -102,6 +94,25 @@ def test_kill9_mid_stream_loses_nothing(make_worker, tmp_path: Path) -> None:
     print(f"crash: {len(kills)} kills at {kills} events consumed in each life, durable "
           f"resume offsets {resumes}, {len(lines)} events, "
           f"{len(states)} customers, {labels} labels; lost 0, applied twice 0")
+
+
+def replay_outputs(events: Path, tmp_path: Path, worker, partitions: int = 1
+                   ) -> tuple[dict[str, dict], dict[str, dict], set[str]]:
+    """``arscore replay`` of the same file: final states, latest score per customer, alert ids."""
+    out = tmp_path / "replay.jsonl"
+    states = replay_with_state(events, out, worker.env, partitions=partitions)
+    replayed = [loads(line) for line in out.read_bytes().splitlines()]
+    topic = worker.settings
+    scores = latest_scores([(None, _enc(d["value"])) for d in replayed
+                            if d["topic"] == topic.scores_topic])
+    alerts = {d["value"]["alert_id"] for d in replayed if d["topic"] == topic.alerts_topic}
+    return states, scores, alerts
+
+
+def kafka_outputs(settings) -> tuple[dict[str, dict], set[str]]:
+    """What the worker published: latest score per customer, alert ids."""
+    scores = latest_scores(read_all(settings, settings.scores_topic))
+    return scores, {loads(v)["alert_id"] for _, v in read_all(settings, settings.alerts_topic)}
 
 
 def dump_mismatch(tmp_path: Path, states: dict, r_states: dict, wrong: list[str]) -> None:

@@ -22,12 +22,18 @@ import time
 from pathlib import Path
 
 import pytest
-from conftest import end_offsets, kill_worker, replay_with_state, wait_committed
-from test_equivalence import REORDER, latest_scores, simulate
-from test_reliability_crash import _diff, _enc, comparable, consumed, dump_mismatch
+from conftest import end_offsets, kill_worker, wait_committed
+from test_equivalence import REORDER, simulate
+from test_reliability_crash import (
+    _diff,
+    comparable,
+    consumed,
+    dump_mismatch,
+    kafka_outputs,
+    replay_outputs,
+)
 
-from schemas.codec import loads
-from streams.kafkaio import produce_lines, read_all
+from streams.kafkaio import produce_lines
 from streams.partitioning import partition_for
 
 pytestmark = pytest.mark.integration
@@ -113,15 +119,8 @@ def test_workers_join_leave_and_die_state_equals_replay(make_worker, tmp_path: P
     states, _ = wait_committed(c.settings, end_offsets(c.settings, lines, PARTITIONS))
     time.sleep(1.0)
 
-    out = tmp_path / "replay.jsonl"
-    r_states = replay_with_state(events, out, c.env, partitions=PARTITIONS)
-    replayed = [loads(line) for line in out.read_bytes().splitlines()]
-    r_scores = latest_scores([(None, _enc(d["value"])) for d in replayed
-                              if d["topic"] == c.settings.scores_topic])
-    r_alerts = {d["value"]["alert_id"] for d in replayed
-                if d["topic"] == c.settings.alerts_topic}
-    k_scores = latest_scores(read_all(c.settings, c.settings.scores_topic))
-    k_alerts = {loads(v)["alert_id"] for _, v in read_all(c.settings, c.settings.alerts_topic)}
+    r_states, r_scores, r_alerts = replay_outputs(events, tmp_path, c, PARTITIONS)
+    k_scores, k_alerts = kafka_outputs(c.settings)
 
     late += gauge(c, "arscore_late_events_total")
     assert b_consumed > 0 and consumed(c) > 0  # every member did real work
