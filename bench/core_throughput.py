@@ -23,11 +23,18 @@ def main() -> None:
     ap.add_argument("--customers", type=int, default=100_000)
     ap.add_argument("--days", type=int, default=60)
     ap.add_argument("--warmup", type=int, default=20_000)
+    ap.add_argument("--worker-gc", action="store_true",
+                    help="apply the worker's GC policy (streams.commands.worker.tune_gc) after "
+                         "decoding; the decoded events, which a worker never holds, are frozen")
     args = ap.parse_args()
     lines = [dumps(e) for e in simulate(SimulationConfig(customers=args.customers, days=args.days))]
     t = time.perf_counter()
     events = [decode_event(line) for line in lines]
     decode_s = time.perf_counter() - t
+    if args.worker_gc:
+        from streams.commands.worker import tune_gc
+
+        tune_gc()
     core_s, store, _ = run(events, args.warmup, trace=False)
     _, _, used = run(events, args.warmup, trace=True)  # tracemalloc slows it: separate run
     n = len(events) - args.warmup

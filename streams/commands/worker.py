@@ -78,8 +78,26 @@ def serve(settings: Settings, log_level: str = "warning") -> int:
         settings.broker_url, settings.web_host, settings.metrics_port)
     worker = faust.Worker(service.app, loglevel=log_level.upper(), quiet=True,
                           redirect_stdouts=False, override_logging=False)
+    tune_gc()
     try:
         worker.execute_from_commandline()
     except SystemExit as exc:
         return int(exc.code or 0)
     return 0
+
+
+def tune_gc() -> None:
+    """Fewer cyclic-GC passes: the worker makes many short-lived objects per event, while
+    its long-lived ones (customer states) only grow, and at 100,000 customers the GC took a
+    sixth to a fifth of the core's time. ``gc.freeze()`` takes what start-up built (Faust,
+    River, modules) out of every later pass; a higher first threshold makes young-generation
+    passes rarer (CPython already amortises full ones)."""
+    import gc
+
+    gc.collect()
+    gc.freeze()
+    gc.set_threshold(GC_THRESHOLD0, 20, 20)
+
+
+GC_THRESHOLD0 = 20_000
+"""Allocations between young-generation passes (CPython's default is 700)."""
