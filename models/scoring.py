@@ -98,7 +98,8 @@ def _explain(name: str, state: CustomerState, x: Sequence[float], now: float,
     if name in ("dispute_ratio", "open_disputed"):
         return f"{s.n_disputes} invoices disputed" if s.n_disputes else None
     if name == "days_since_payment_log" and s.last_payment:
-        return f"no payment for {(now - s.last_payment) / DAY:.0f} days"
+        days = (now - s.last_payment) / DAY
+        return f"no payment for {days:.0f} days" if days >= 7 else None  # recent: no reason
     if name == "terms_months":
         return f"long payment terms ({v * 30:.0f} days)" if v > 1.2 else None
     if name == "tenure_log":

@@ -230,3 +230,14 @@ def test_band_for_and_next_band_agree_going_up() -> None:
         p = k / 100
         assert next_band(0, p, CFG) == CFG.band_for(p)
     assert next_band(3, 0.0, CFG) == 0
+
+
+def test_a_recent_payment_is_never_given_as_a_reason() -> None:
+    """Seen in the demo: 'no payment for 0 days' when the feature's contribution was positive."""
+    from models.scoring import _explain
+
+    s, _ = run([invoice("c1", "i1", 100, 0, 30), payment("c1", 50, 10, "i1")])
+    assert s is not None
+    x = features(s, ts(10), ScoringConfig())
+    assert _explain("days_since_payment_log", s, x, ts(10), None) is None
+    assert _explain("days_since_payment_log", s, x, ts(40), None) == "no payment for 30 days"
