@@ -25,7 +25,7 @@ from __future__ import annotations
 
 import heapq
 import math
-from collections.abc import MutableMapping
+from collections.abc import Mapping, MutableMapping
 from typing import NamedTuple
 
 from models.config import DAY, ScoringConfig
@@ -151,6 +151,25 @@ class Engine:
             if item.offset >= 0:
                 low[item.source] = min(item.offset, low.get(item.source, item.offset))
         return low
+
+    def commit_point(self, next_read: Mapping[str, int]) -> dict[str, int]:
+        """Per source, where a successor must start reading: the next offset not yet read
+        (``next_read``), or the lowest offset still buffered if that is lower."""
+        buffered = self.resume_offsets()
+        return {src: min(off, buffered.get(src, off)) for src, off in next_read.items()}
+
+    def restore(self, stream_time: float) -> None:
+        """Continue from a commit point: the committed stream time, and every stored
+        customer's next deadline scheduled again.
+
+        The newest event time per source is deliberately not restored: it counts events
+        that were still in the reorder buffer, which the successor reads again from
+        :meth:`commit_point`. Restored, it would let the watermark pass those events before
+        they came back, and they would apply late, out of a replay's order.
+        """
+        self.stream_time = stream_time
+        for state in list(self.store.values()):
+            self.schedule(state)
 
     def schedule(self, state: CustomerState) -> None:
         """(Re)compute a customer's next deadline; call after loading state from storage."""

@@ -67,15 +67,14 @@ class Commit:
     """The last record of a batch on a changelog partition: the batch is complete.
 
     Carries what must move with the customer states to keep them consistent: the
-    partition's model, the engine's clock (stream time, newest event time per source) and
-    the resume offsets (per input source, the lowest offset not yet fully handled).
+    partition's model, the engine's stream time and the resume offsets (per input source,
+    the lowest offset not yet fully handled).
     """
 
     batch: str
     partition: int
     model: bytes
     stream_time: float
-    max_seen: dict[str, float]
     resume: dict[str, int]
     seq: int = 0
     """Commit number on this partition, continued by each new owner from the one it recovered."""
@@ -96,7 +95,7 @@ class _StateCodec(codecs.Codec):
                           "generation": obj.generation,
                           "model": base64.b64encode(obj.model).decode(),
                           "stream_time": obj.stream_time if math.isfinite(obj.stream_time)
-                          else None, "max_seen": obj.max_seen, "resume": obj.resume})
+                          else None, "resume": obj.resume})
         if isinstance(obj, StateRecord):
             return dumps({"batch": obj.batch, "state": state_to_dict(obj.state)})
         return dumps(state_to_dict(obj))
@@ -106,7 +105,7 @@ class _StateCodec(codecs.Codec):
         if "commit" in doc:
             st = doc.get("stream_time")
             return Commit(doc["commit"], doc["partition"], base64.b64decode(doc["model"]),
-                          -math.inf if st is None else float(st), doc["max_seen"],
+                          -math.inf if st is None else float(st),
                           doc["resume"], doc.get("seq", 0), doc.get("generation", 0))
         if "batch" in doc:
             return StateRecord(doc["batch"], state_from_dict(doc["state"]))
@@ -291,30 +290,22 @@ class ScoringService:
                             reorder_seconds=s.reorder_seconds, idle_seconds=s.idle_seconds,
                             wall=time.time())
             if commit is not None:
-                engine.stream_time = commit.stream_time
-                # max_seen is NOT restored: it counts events still in the reorder buffer,
-                # which are re-read from the resume offsets. Restored, it would let the
-                # watermark pass them before they are read again (they would apply late).
                 self.next_offset[partition] = {k: v for k, v in commit.resume.items()
                                                if k in sources}
-            for state in list(store.data.values()):
-                engine.schedule(state)
+            engine.restore(commit.stream_time if commit is not None else -math.inf)
             self.engines[partition] = (engine, store)
             log.info("partition %d: engine ready (%s, %d labels, %d customers, resume %s, "
-                     "stream time %s, newest per input %s)",
-                     partition, engine.model.version, engine.model.labels_seen,
-                     len(store.data), self.next_offset.get(partition),
-                     _iso(engine.stream_time), {k: _iso(v) for k, v in engine.max_seen.items()})
+                     "stream time %s)", partition, engine.model.version,
+                     engine.model.labels_seen, len(store.data), self.next_offset.get(partition),
+                     _iso(engine.stream_time))
         return self.engines[partition]
 
     def commit_record(self, partition: int) -> Commit:
         engine, _ = self.engines[partition]
-        buffered = engine.resume_offsets()
-        nxt = self.next_offset.get(partition, {})
-        resume = {src: min(off, buffered.get(src, off)) for src, off in nxt.items()}
+        resume = engine.commit_point(self.next_offset.get(partition, {}))
         previous = self.commits.get(partition)
         return Commit(uuid.uuid4().hex, partition, engine.model.to_bytes(), engine.stream_time,
-                      dict(engine.max_seen), resume, (previous.seq + 1) if previous else 1,
+                      resume, (previous.seq + 1) if previous else 1,
                       self.app.consumer_generation_id)
 
     async def on_changelog(self, event: Any) -> None:

@@ -316,11 +316,9 @@ def _final(store: dict[str, CustomerState]) -> dict[str, Any]:
 
 
 def test_an_engine_rebuilt_at_a_commit_point_ends_like_one_that_never_stopped() -> None:
-    """Rebuilt from (states, model, stream time) and re-fed from the resume offsets.
-
-    The newest event time per input is deliberately not carried over: it counts events
-    still in the reorder buffer, which are read again; carried over, it let the watermark
-    pass them before they came back, and they applied late (a worker bug this test pins).
+    """Rebuilt from (states, model, stream time) with ``restore`` and re-fed from
+    ``commit_point``, exactly as the worker does after a crash or a hand-over. Restoring the
+    newest event time per input as well made this fail (late events): a worker bug it pins.
     """
     from models.serialize import state_from_dict, state_to_dict
 
@@ -349,14 +347,11 @@ def test_an_engine_rebuilt_at_a_commit_point_ends_like_one_that_never_stopped() 
         for src, off, event in arrivals[:cut]:
             first.submit(event, src, off)
             nxt[src] = off + 1
-        buffered = first.resume_offsets()
-        resume = {s: min(n, buffered.get(s, n)) for s, n in nxt.items()}
+        resume = first.commit_point(nxt)
         store = {k: state_from_dict(state_to_dict(v)) for k, v in first.store.items()}
         second = Engine(CFG, OnlineModel.from_bytes(first.model.to_bytes()), store,
                         sources=("inv", "pay"), reorder_seconds=37 * HOUR)
-        second.stream_time = first.stream_time
-        for state in store.values():
-            second.schedule(state)
+        second.restore(first.stream_time)
         late = []
         # the next owner re-reads from the resume offsets, the topics interleaved otherwise
         again = [a for a in arrivals if a[1] >= resume[a[0]]]
