@@ -104,11 +104,13 @@ def sustained(broker: EmbeddedBroker, lines: list[bytes]) -> None:
         proc.wait(timeout=30)
 
 
-def latency(broker: EmbeddedBroker, lines: list[bytes], rate: float, seconds: float) -> None:
+def latency(broker: EmbeddedBroker, lines: list[bytes], rate: float, seconds: float,
+            dump: str = "") -> None:
     tag = uuid.uuid4().hex[:6]
     proc, settings = start_worker(broker, tag)
     sent: dict[str, float] = {}
     lat: list[float] = []
+    series: list[tuple[float, float]] = []  # (sent at, latency) for --dump
     stop = threading.Event()
 
     def read() -> None:
@@ -120,6 +122,7 @@ def latency(broker: EmbeddedBroker, lines: list[bytes], rate: float, seconds: fl
                     at = sent.get(loads(r.value)["event_id"])
                     if at is not None:
                         lat.append(now - at)
+                        series.append((at, now - at))
         c.close()
 
     try:
@@ -146,6 +149,10 @@ def latency(broker: EmbeddedBroker, lines: list[bytes], rate: float, seconds: fl
         if len(lat) < 20:
             print(f"latency: only {len(lat)} scores matched")
             return
+        if dump:
+            t_first = min(t for t, _ in series)
+            with open(dump, "w") as f:
+                f.writelines(f"{t - t_first:.3f} {d * 1000:.1f}\n" for t, d in sorted(series))
         q = statistics.quantiles(lat, n=100)
         print(f"latency at {rate:,.0f} events/s offered for {seconds:.0f}s: {len(lat):,} scores, "
               f"p50 {statistics.median(lat) * 1000:.0f} ms, p99 {q[98] * 1000:.0f} ms")
@@ -159,6 +166,9 @@ def main() -> None:
     ap.add_argument("--events", type=int, default=60_000)
     ap.add_argument("--rate", type=float, default=2_000)
     ap.add_argument("--seconds", type=float, default=30)
+    ap.add_argument("--dump", default="", help="write 'seconds-since-start latency-ms' lines")
+    ap.add_argument("--skip-sustained", action="store_true")
+    ap.add_argument("--skip-latency", action="store_true")
     args = ap.parse_args()
     lines = [dumps(e) for e in simulate(SimulationConfig(customers=20_000, days=120))]
     lines = lines[: max(args.events, int(args.rate * args.seconds))]
@@ -168,8 +178,10 @@ def main() -> None:
           f"batch_seconds {d.batch_seconds:g}, reorder_seconds {d.reorder_seconds:g} "
           "(production defaults unless ARSCORE_* says otherwise; no dev-broker profile)")
     with EmbeddedBroker() as broker:
-        sustained(broker, lines[: args.events])
-        latency(broker, lines, args.rate, args.seconds)
+        if not args.skip_sustained:
+            sustained(broker, lines[: args.events])
+        if not args.skip_latency:
+            latency(broker, lines, args.rate, args.seconds, args.dump)
 
 
 if __name__ == "__main__":

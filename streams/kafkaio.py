@@ -74,7 +74,10 @@ def consumer(settings: Settings, topics: Iterable[str], from_beginning: bool = T
                       enable_auto_commit=False, group_id=None,
                       # Tansu answers fetches with more than fetch_max_bytes; a frame over
                       # kafka-python's 1 MB default drops the connection and re-reads
-                      receive_message_max_bytes=64 << 20, **client_options(settings))
+                      receive_message_max_bytes=64 << 20,
+                      # see streams/transport.py: Tansu holds a fetch for the full wait
+                      fetch_max_wait_ms=max(1, round(settings.fetch_wait_seconds * 1000)),
+                      **client_options(settings))
     tps = []
     for topic in topics:
         for p in sorted(c.partitions_for_topic(topic) or ()):

@@ -35,7 +35,7 @@ from models.model import OnlineModel
 from models.processor import DUPLICATE, OK, REJECTED, Step
 from models.replay import merged_metrics, rejected_letter
 from models.scoring import priority_units
-from models.serialize import state_from_dict, state_to_dict
+from models.serialize import dumps_packed, state_from_dict, state_from_packed, state_to_dict
 from models.state import CustomerState
 from schemas.codec import DecodeError, dumps, loads
 from schemas.events import Event, decode_event
@@ -44,6 +44,7 @@ from streams.broker import faust_url
 from streams.health import HealthExporter
 from streams.metrics import Metrics
 from streams.settings import Settings
+from streams.transport import consumer_transport
 
 log = logging.getLogger("arscore.worker")
 CAUGHT_UP_FRESH_SECONDS = 2.5
@@ -97,7 +98,7 @@ class _StateCodec(codecs.Codec):
                           "stream_time": obj.stream_time if math.isfinite(obj.stream_time)
                           else None, "resume": obj.resume})
         if isinstance(obj, StateRecord):
-            return dumps({"batch": obj.batch, "state": state_to_dict(obj.state)})
+            return dumps_packed({"batch": obj.batch, "v": 2, "state": obj.state})
         return dumps(state_to_dict(obj))
 
     def _loads(self, s: bytes) -> Any:
@@ -107,8 +108,9 @@ class _StateCodec(codecs.Codec):
             return Commit(doc["commit"], doc["partition"], base64.b64decode(doc["model"]),
                           -math.inf if st is None else float(st),
                           doc["resume"], doc.get("seq", 0), doc.get("generation", 0))
-        if "batch" in doc:
-            return StateRecord(doc["batch"], state_from_dict(doc["state"]))
+        if "batch" in doc:  # v2: the packed shape; earlier records: the readable one
+            read = state_from_packed if doc.get("v") == 2 else state_from_dict
+            return StateRecord(doc["batch"], read(doc["state"]))
         return state_from_dict(doc)
 
 
@@ -153,10 +155,10 @@ class PartitionStore(MutableMapping[str, CustomerState]):
         changed by the next batch must not reach the changelog under this batch's id.
         """
         codec = _StateCodec()
-        out = [(dumps(key), codec.dumps(StateRecord(record.batch, value)))
+        out = [(dumps(key), codec._dumps(StateRecord(record.batch, value)))
                for key, value in self.dirty.items()]
         self.dirty.clear()
-        out.append((dumps(self.partition), codec.dumps(record)))
+        out.append((dumps(self.partition), codec._dumps(record)))
         return out
 
 
@@ -211,6 +213,7 @@ class ScoringService:
         self.metrics = Metrics(registry or CollectorRegistry())
         self.health = HealthExporter.from_settings(self.metrics.registry, s)
         self.app = app = faust.App(s.app_id, **faust_settings(s))
+        app.transport = consumer_transport(app, s.fetch_wait_seconds)
         raw = {"key_serializer": "raw", "value_serializer": "raw"}
         self.inputs = app.topic(s.invoices_topic, s.payments_topic, **raw)
         self.scores = app.topic(s.scores_topic, partitions=s.partitions,

@@ -144,9 +144,12 @@ def committed_view(settings: Settings) -> tuple[dict[str, dict], dict[int, dict]
     """
     from kafka import KafkaConsumer, TopicPartition
 
+    from models.serialize import state_to_dict
     from schemas.codec import loads
     from streams.broker import bootstrap_servers
+    from streams.service import _StateCodec
 
+    reader = _StateCodec()
     topic = changelog_topic(settings)
     c = KafkaConsumer(bootstrap_servers=bootstrap_servers(settings.broker_url),
                       enable_auto_commit=False, group_id=None,
@@ -177,7 +180,9 @@ def committed_view(settings: Settings) -> tuple[dict[str, dict], dict[int, dict]
                         if batch != doc["batch"]:
                             batch, docs = doc["batch"], {}
                             pending[tp.partition] = (batch, docs)
-                        docs[doc["state"]["customer_id"]] = doc["state"]
+                        # decoded as recovery decodes it, compared in the readable shape
+                        state = reader._loads(r.value).state
+                        docs[state.customer_id] = state_to_dict(state)
     finally:
         c.close()
     return states, commits

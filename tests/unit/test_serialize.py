@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import orjson
+import pytest
 from helpers import (
     customer_events,
     dispute,
@@ -14,8 +15,8 @@ from helpers import (
 )
 from hypothesis import given, settings
 
-from models.serialize import state_from_dict, state_to_dict
-from models.state import CustomerState, ring_ids
+from models.serialize import dumps_packed, state_from_dict, state_from_packed, state_to_dict
+from models.state import CustomerState, Held, ring_ids
 
 
 def through_json(s: CustomerState) -> CustomerState:
@@ -86,3 +87,35 @@ def test_round_trip_of_states_from_random_sequences(events: list) -> None:  # ty
         assert through_json(s) == s
     assert s is not None
     assert state_to_dict(through_json(s)) == state_to_dict(s)
+
+
+def through_packed(s: CustomerState) -> CustomerState:
+    return state_from_packed(orjson.loads(dumps_packed({"state": s}))["state"])
+
+
+def test_rich_state_round_trips_through_the_packed_shape() -> None:
+    s = rich_state()
+    back = through_packed(s)
+    assert back == s
+    assert isinstance(back.seen, bytes) and back.seen == s.seen
+    assert back.recent.typecode == "d" and isinstance(back.p_hist, tuple)
+    assert isinstance(back.invoices["i3"].x, bytes) and back.invoices["i3"].x == s.invoices["i3"].x
+    assert isinstance(back.held[0], Held)
+    assert state_to_dict(back) == state_to_dict(s)
+
+
+def test_packed_shape_keeps_defaults_and_refuses_foreign_values() -> None:
+    assert through_packed(CustomerState("c9")) == CustomerState("c9")
+    assert state_from_packed({"customer_id": "c9"}) == CustomerState("c9")
+    with pytest.raises(TypeError, match="not JSON serializable"):
+        dumps_packed({"state": object()})
+
+
+@settings(max_examples=100, deadline=None)
+@given(customer_events())
+def test_packed_round_trip_of_states_from_random_sequences(events: list) -> None:  # type: ignore[type-arg]
+    proc = processor()
+    s = None
+    for k, event in enumerate(events):
+        s, _ = proc.apply(s, event, ("src:0", k) if k % 2 else None)
+        assert through_packed(s) == s
