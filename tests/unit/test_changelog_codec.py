@@ -39,10 +39,14 @@ def test_commit_records_round_trip() -> None:
 def test_the_delivery_fast_path_recognises_fausts_call() -> None:
     """Faust's drain loop passes ``suspend_flow.wait()``; if mode renames it the fast path
     silently stops applying (still correct, slower): this test says so."""
-    from mode.utils.locks import Event
+    import asyncio
+
+    from faust.transport import consumer as faust_consumer
+
+    assert faust_consumer.Event is asyncio.Event  # the class Faust's suspend_flow is made of
 
     class FakeConsumer:
-        suspend_flow = Event()
+        suspend_flow = asyncio.Event()
 
     async def deliver() -> None:
         return None
