@@ -438,8 +438,13 @@ class ScoringService:
         """Decode, submit to the partition engine, write states, send outputs. Per batch."""
         s = self.settings
         async for batch in stream.take_events(s.batch_max, within=s.batch_seconds):
+            waited = time.monotonic()
             async with self.lock:
+                started = time.monotonic()
                 await self.process(batch)
+            if log.isEnabledFor(logging.DEBUG):
+                log.debug("batch of %d: waited %.3fs for the lock, took %.3fs", len(batch),
+                          started - waited, time.monotonic() - started)
 
     async def process(self, batch: list[Any]) -> None:
         if not self.recovered:
@@ -604,7 +609,9 @@ class ScoringService:
                 steps += released
             await self.emit(steps, [])
             await self.commit(changed)
+        started = time.monotonic()
         self.observe()
+        log.debug("tick: %.3fs in observe()", time.monotonic() - started)
 
     async def emit(self, steps: list[Step], letters: list[DeadLetter]) -> None:
         """Send what a batch produced and count it (metrics are added once per batch)."""
