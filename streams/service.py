@@ -199,9 +199,11 @@ class ScoringService:
     Crash consistency (``shared/BROKER.md``: the state, not the group's committed offset,
     is the authority on what has been applied):
 
-    - every batch ends with its outputs acknowledged by the broker, then its customer
-      states and a commit record (model, engine clock, resume offsets) written to the
-      partition's changelog; recovery applies only committed batches;
+    - every batch sends its outputs; at least every ``state_commit_seconds`` (and on
+      every tick, revocation and shutdown) the outputs sent so far are acknowledged by
+      the broker, then the changed customer states and a commit record (model, engine
+      clock, resume offsets) are written to the partition's changelog; recovery applies
+      only committed batches, and a successor redoes (identically) what followed;
     - after recovery each assigned input partition is sought to its committed resume
       offset (the lowest offset not yet applied, reorder buffer included), whatever
       offset the consumer group committed; while running, a message past the expected
@@ -234,6 +236,9 @@ class ScoringService:
         self.pending: dict[int, dict[str, dict[str, CustomerState]]] = {}
         """Per partition and batch id: states read from the changelog, awaiting their commit."""
         self.engines: dict[int, tuple[Engine, PartitionStore]] = {}
+        self.uncommitted: set[int] = set()
+        """Partitions with batches applied since their last commit record."""
+        self.committed_at = time.monotonic()
         self.next_offset: dict[int, dict[str, int]] = {}
         """Per partition and input source: the next offset the engine expects."""
         self.gap_seeks: dict[str, tuple[int, float, int]] = {}
@@ -425,6 +430,7 @@ class ScoringService:
         self.metrics.partitions_active.set(0)
         self.recovered = False
         async with self.lock:
+            await self.commit_all()  # the states of every partition = its last commit record
             for tp in revoked:
                 if tp.topic in self.settings.input_topics and tp.partition in self.engines:
                     self.save_model(tp.partition)
@@ -477,7 +483,9 @@ class ScoringService:
             steps += engine.submit(decoded, f"{msg.topic}:{msg.partition}", msg.offset,
                                    wall=wall, raw=msg.value)
         await self.emit(steps, letters)
-        await self.commit(touched)
+        self.uncommitted |= touched
+        if time.monotonic() - self.committed_at >= self.settings.state_commit_seconds:
+            await self.commit_all()
 
     async def _in_sequence(self, msg: Any, reseeking: set[Any]) -> bool:
         """True when ``msg`` is the next offset this partition's state expects.
@@ -516,8 +524,15 @@ class ScoringService:
         await self.app.consumer.seek(msg.tp, expected)
         return False
 
+    async def commit_all(self) -> None:
+        """Commit every partition changed since its last commit (see :meth:`commit`)."""
+        partitions, self.uncommitted = self.uncommitted, set()
+        self.committed_at = time.monotonic()
+        await self.commit(partitions)
+
     async def commit(self, partitions: set[int]) -> None:
-        """Close a batch: outputs acknowledged first, then states + commit record.
+        """Close the batches since the last commit: outputs acknowledged first, then the
+        changed states + a commit record per partition.
 
         Records go straight to the producer (``app.producer.send``), not through Faust's
         ``Topic.send`` / ``Table.send_changelog``: those wrap every record in channel and
@@ -608,7 +623,8 @@ class ScoringService:
                     changed.add(p)
                 steps += released
             await self.emit(steps, [])
-            await self.commit(changed)
+            self.uncommitted |= changed
+            await self.commit_all()
         started = time.monotonic()
         self.observe()
         log.debug("tick: %.3fs in observe()", time.monotonic() - started)
@@ -786,6 +802,7 @@ class ScoringService:
         """
         self.recovered = False  # no batch starts after this one
         async with self.lock:
+            await self.commit_all()
             await self.app.producer.flush()
         await self.checkpoint()
         log.info("last batch flushed, models checkpointed on shutdown")

@@ -54,10 +54,11 @@ def test_kill9_mid_stream_loses_nothing(make_worker, tmp_path: Path) -> None:
     simulate(events, customers=120, days=150, seed=11)
     lines = [line for line in events.read_bytes().splitlines() if line.strip()]
 
-    # small batches: each life commits many batches, and a kill lands at a random point
-    # of one (deciding, emitting, flushing or changelogging)
+    # small batches and frequent state commits: each life commits several times, and a
+    # kill lands at a random point (deciding, emitting, flushing, changelogging, or with
+    # batches whose outputs went out but whose states are not committed yet)
     worker = make_worker(ARSCORE_REORDER_SECONDS=REORDER, ARSCORE_BATCH_MAX="50",
-                         **FAST_GROUP).start()
+                         ARSCORE_STATE_COMMIT_SECONDS="0.05", **FAST_GROUP).start()
     producer = threading.Thread(target=lambda: list(produce_lines(worker.settings, lines)))
     producer.start()
     kills, resumes = [], []
