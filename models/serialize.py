@@ -73,9 +73,10 @@ def state_from_dict(d: dict[str, Any]) -> CustomerState:
         if name == "invoices":
             invoices = {}
             for row in value:
-                inv = Invoice(**dict(zip(_INVOICE_FIELDS, row, strict=True)))
-                if inv.x is not None:
-                    inv.x = pack(inv.x)
+                fields = dict(zip(_INVOICE_FIELDS, row, strict=True))
+                if fields["x"] is not None:  # packed before Invoice sees it: x is bytes | None
+                    fields["x"] = pack(fields["x"])
+                inv = Invoice(**fields)
                 invoices[inv.invoice_id] = inv
             value = invoices
         elif name == "held":
@@ -112,10 +113,9 @@ def state_from_packed(d: dict[str, Any]) -> CustomerState:
     if "invoices" in kwargs:
         invoices = {}
         for key, row in kwargs["invoices"].items():
-            inv = Invoice(**row)
-            if inv.x is not None:
-                inv.x = base64.b64decode(inv.x)
-            invoices[key] = inv
+            if row.get("x") is not None:  # decoded before Invoice sees it: x is bytes | None
+                row = {**row, "x": base64.b64decode(row["x"])}
+            invoices[key] = Invoice(**row)
         kwargs["invoices"] = invoices
     for name in _RINGS:
         if name in kwargs:
