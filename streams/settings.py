@@ -73,14 +73,13 @@ class Settings:
     """How often the gauges that walk every customer (bands, money at risk) are refreshed:
     that walk costs O(customers), too much for every tick on a large book."""
     batch_max: int = 2000
-    """Events handled per batch: states, the commit record and an acknowledged flush of
-    the outputs are written once per batch, so larger batches amortise the round trip."""
+    """Most events handled in one batch (decode, score, send the outputs); state commits
+    come at most every ``state_commit_seconds``."""
     batch_seconds: float = 0.02
     """Longest wait to fill a batch (bounds the latency this adds). Under load batches fill
-    from the backlog anyway; below it, each batch costs a flush round trip and one commit
-    record (with the ~6 KB model) per partition it touched. At 2,000 events/s offered,
-    p99 event-to-score latency measured 755 ms at 0.1 s, 483 ms at 0.05 s, 405 ms at 0.02 s
-    (bench/broker_throughput.py, one run each)."""
+    from the backlog anyway. At 2,000 events/s offered, p99 event-to-score latency
+    measured 755 ms at 0.1 s, 483 ms at 0.05 s, 405 ms at 0.02 s (bench/broker_throughput.py,
+    one run each, when every batch still ended with a state commit)."""
     state_commit_seconds: float = 0.5
     """Longest time between two state commits of a partition (its changed customer states,
     then a commit record with the model and resume offsets, after every output sent so far
