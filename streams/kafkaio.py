@@ -76,7 +76,7 @@ def consumer(settings: Settings, topics: Iterable[str], from_beginning: bool = T
                       # kafka-python's 1 MB default drops the connection and re-reads
                       receive_message_max_bytes=64 << 20,
                       # see streams/transport.py: Tansu holds a fetch for the full wait
-                      fetch_max_wait_ms=max(1, round(settings.fetch_wait_seconds * 1000)),
+                      fetch_max_wait_ms=settings.fetch_wait_ms,
                       **client_options(settings))
     tps = []
     for topic in topics:

@@ -117,12 +117,12 @@ class _StateCodec(codecs.Codec):
 class PartitionStore(MutableMapping[str, CustomerState]):
     """One partition's customer states; its writes reach that partition's changelog at commit.
 
-    Writes are coalesced: a customer updated many times in one batch is changelogged once.
-    :meth:`commit` sends the batch's state records, then the :class:`Commit` record that
-    closes the batch, all to the same changelog partition (so in order). Recovery applies
-    a batch's states only once it has read that batch's commit record: the states, the
-    model and the resume offsets always come back as of the same batch, whatever moment a
-    crash (kill -9) cut the producer off.
+    Writes are coalesced: a customer updated many times between two state commits is
+    changelogged once. :meth:`commit_records` gives the changed states, then the
+    :class:`Commit` record that closes them, all for the same changelog partition (so in
+    order). Recovery applies states only once it has read their commit record: the states,
+    the model and the resume offsets always come back as of the same commit, whatever
+    moment a crash (kill -9) cut the producer off.
     """
 
     def __init__(self, table: Any, partition: int, data: dict[str, CustomerState]) -> None:
@@ -215,7 +215,7 @@ class ScoringService:
         self.metrics = Metrics(registry or CollectorRegistry())
         self.health = HealthExporter.from_settings(self.metrics.registry, s)
         self.app = app = faust.App(s.app_id, **faust_settings(s))
-        app.transport = consumer_transport(app, s.fetch_wait_seconds)
+        app.transport = consumer_transport(app, s.fetch_wait_ms)
         raw = {"key_serializer": "raw", "value_serializer": "raw"}
         self.inputs = app.topic(s.invoices_topic, s.payments_topic, **raw)
         self.scores = app.topic(s.scores_topic, partitions=s.partitions,
@@ -525,19 +525,15 @@ class ScoringService:
         return False
 
     async def commit_all(self) -> None:
-        """Commit every partition changed since its last commit (see :meth:`commit`)."""
-        partitions, self.uncommitted = self.uncommitted, set()
-        self.committed_at = time.monotonic()
-        await self.commit(partitions)
-
-    async def commit(self, partitions: set[int]) -> None:
-        """Close the batches since the last commit: outputs acknowledged first, then the
-        changed states + a commit record per partition.
+        """Commit every partition changed since its last commit: the outputs sent so far
+        acknowledged first, then per partition its changed states and a commit record.
 
         Records go straight to the producer (``app.producer.send``), not through Faust's
         ``Topic.send`` / ``Table.send_changelog``: those wrap every record in channel and
         future objects, which cost more than the scoring itself at this volume.
         """
+        partitions, self.uncommitted = self.uncommitted, set()
+        self.committed_at = time.monotonic()
         if not partitions:
             return
         producer = self.app.producer
@@ -625,9 +621,7 @@ class ScoringService:
             await self.emit(steps, [])
             self.uncommitted |= changed
             await self.commit_all()
-        started = time.monotonic()
         self.observe()
-        log.debug("tick: %.3fs in observe()", time.monotonic() - started)
 
     async def emit(self, steps: list[Step], letters: list[DeadLetter]) -> None:
         """Send what a batch produced and count it (metrics are added once per batch)."""

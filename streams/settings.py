@@ -133,6 +133,11 @@ class Settings:
         return not self.broker_url
 
     @property
+    def fetch_wait_ms(self) -> int:
+        """``fetch_wait_seconds`` as Kafka clients take it (at least 1 ms)."""
+        return max(1, round(self.fetch_wait_seconds * 1000))
+
+    @property
     def input_topics(self) -> tuple[str, str]:
         return self.invoices_topic, self.payments_topic
 

@@ -30,9 +30,8 @@ def _is_delivery(consumer: Any, coros: tuple[Any, ...], timeout: Any) -> bool:
             and getattr(coros[1], "__qualname__", "") == "Event.wait")
 
 
-def consumer_transport(app: Any, fetch_wait_seconds: float) -> Any:
-    """A transport for ``app``'s consumer whose fetches wait at most ``fetch_wait_seconds``."""
-    wait_ms = max(1, round(fetch_wait_seconds * 1000))
+def consumer_transport(app: Any, wait_ms: int) -> Any:
+    """A transport for ``app``'s consumer whose fetches wait at most ``wait_ms``."""
 
     class ConsumerThread(faust_aiokafka.AIOKafkaConsumerThread):
         def _create_worker_consumer(self, transport: Any) -> Any:
