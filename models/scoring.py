@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from collections.abc import Mapping, Sequence
+from collections.abc import Callable, Mapping, Sequence
 
 from models.config import DAY, ScoringConfig
 from models.features import FEATURE_NAMES, OpenBook
@@ -69,42 +69,95 @@ def _money(units: float, currency: str | None) -> str:
     return f"{text} {currency}" if currency else text
 
 
+# --- reasons: one plain-words explainer per feature ----------------------------------------
+#
+# Each takes (state, the feature's value, now, the open-invoice pass) and returns the text,
+# or None when the feature is not worth saying. They read the state, never model internals.
+
+Explainer = Callable[[CustomerState, float, float, OpenBook], str | None]
+
+
+def _history(s: CustomerState, v: float, now: float, book: OpenBook) -> str | None:
+    if not s.n_labels:
+        return "no payment history yet"
+    return f"{s.n_late} of the last {s.n_labels} invoices paid late"
+
+
+def _days_late(s: CustomerState, v: float, now: float, book: OpenBook) -> str | None:
+    return f"{v:.0f} days late on average" if v >= 0.5 else None
+
+
+def _recent(s: CustomerState, v: float, now: float, book: OpenBook) -> str | None:
+    return f"last invoices paid {v:.0f} days late on average" if v >= 0.5 else None
+
+
+def _trend(s: CustomerState, v: float, now: float, book: OpenBook) -> str | None:
+    return f"paying {v:.0f} days later than before" if v >= 1 else None
+
+
+def _overdue(s: CustomerState, v: float, now: float, book: OpenBook) -> str | None:
+    if not book.overdue:
+        return None
+    return (f"{_money(book.overdue, s.currency)} overdue, oldest {book.max_dpd:.0f} days "
+            "past due")
+
+
+def _open(s: CustomerState, v: float, now: float, book: OpenBook) -> str | None:
+    return f"{len(s.invoices)} open invoices totalling {_money(book.open, s.currency)}"
+
+
+def _partial(s: CustomerState, v: float, now: float, book: OpenBook) -> str | None:
+    return f"settles {v:.0%} of invoices in several payments" if v > 0 else None
+
+
+def _disputes(s: CustomerState, v: float, now: float, book: OpenBook) -> str | None:
+    return f"{s.n_disputes} invoices disputed" if s.n_disputes else None
+
+
+def _since_payment(s: CustomerState, v: float, now: float, book: OpenBook) -> str | None:
+    if not s.last_payment:
+        return None
+    days = (now - s.last_payment) / DAY
+    return f"no payment for {days:.0f} days" if days >= 7 else None  # recent: no reason
+
+
+def _terms(s: CustomerState, v: float, now: float, book: OpenBook) -> str | None:
+    return f"long payment terms ({v * 30:.0f} days)" if v > 1.2 else None
+
+
+def _tenure(s: CustomerState, v: float, now: float, book: OpenBook) -> str | None:
+    return "new customer" if v < 4.0 else None
+
+
+EXPLAINERS: dict[str, Explainer] = {
+    "history_log": _history, "late_ratio": _history,
+    "avg_days_late": _days_late, "weighted_days_late": _days_late, "ewma_days_late": _days_late,
+    "recent_days_late": _recent,
+    "lateness_trend": _trend,
+    **dict.fromkeys(("overdue_share", "aging_1_30", "aging_31_60", "aging_61_90",
+                     "aging_90_plus", "max_days_past_due"), _overdue),
+    "open_amount_log": _open, "open_count_log": _open,
+    "partial_ratio": _partial,
+    "dispute_ratio": _disputes, "open_disputed": _disputes,
+    "days_since_payment_log": _since_payment,
+    "terms_months": _terms,
+    "tenure_log": _tenure,
+}
+"""Features with no entry (current aging, size, credit, days to pay) are never a reason."""
+
+_EXPLAIN_BY_INDEX: tuple[Explainer | None, ...] = tuple(EXPLAINERS.get(name)
+                                                         for name in FEATURE_NAMES)
+_BY_NAME = tuple(sorted(range(len(FEATURE_NAMES)), key=FEATURE_NAMES.__getitem__))
+"""Feature indices in name order: a stable sort by weight then breaks ties by name."""
+
+
 def _explain(name: str, state: CustomerState, x: Sequence[float], now: float,
              book: OpenBook | None) -> str | None:
     """Plain words for one feature, from the state (never from model internals)."""
-    s, v = state, x[_IDX[name]]
-    if name == "late_ratio" or name == "history_log":
-        if not s.n_labels:
-            return "no payment history yet"
-        return f"{s.n_late} of the last {s.n_labels} invoices paid late"
-    if name in ("avg_days_late", "weighted_days_late", "ewma_days_late"):
-        return f"{v:.0f} days late on average" if v >= 0.5 else None
-    if name == "recent_days_late":
-        return f"last invoices paid {v:.0f} days late on average" if v >= 0.5 else None
-    if name == "lateness_trend":
-        return f"paying {v:.0f} days later than before" if v >= 1 else None
-    if name in ("overdue_share", "aging_1_30", "aging_31_60", "aging_61_90", "aging_90_plus",
-                "max_days_past_due"):
-        overdue = overdue_units(s, now) if book is None else book.overdue
-        if not overdue:
-            return None
-        oldest = max_days_past_due(s, now) if book is None else book.max_dpd
-        return f"{_money(overdue, s.currency)} overdue, oldest {oldest:.0f} days past due"
-    if name in ("open_amount_log", "open_count_log"):
-        total = s.open_units if book is None else book.open
-        return f"{len(s.invoices)} open invoices totalling {_money(total, s.currency)}"
-    if name == "partial_ratio":
-        return f"settles {v:.0%} of invoices in several payments" if v > 0 else None
-    if name in ("dispute_ratio", "open_disputed"):
-        return f"{s.n_disputes} invoices disputed" if s.n_disputes else None
-    if name == "days_since_payment_log" and s.last_payment:
-        days = (now - s.last_payment) / DAY
-        return f"no payment for {days:.0f} days" if days >= 7 else None  # recent: no reason
-    if name == "terms_months":
-        return f"long payment terms ({v * 30:.0f} days)" if v > 1.2 else None
-    if name == "tenure_log":
-        return "new customer" if v < 4.0 else None
-    return None
+    explainer = EXPLAINERS.get(name)
+    if explainer is None:
+        return None
+    return explainer(state, x[_IDX[name]], now, book or OpenBook(state, now, 0.0))
 
 
 def reasons(state: CustomerState, x: Sequence[float], now: float,
@@ -116,7 +169,8 @@ def reasons(state: CustomerState, x: Sequence[float], now: float,
     name, or a sequence ordered like FEATURE_NAMES, which is what the per-event path
     passes: no dict to build); otherwise (cold start, non-linear model) a fixed ranking
     of the risk signals in the state. Only positive contributions can be reasons, so
-    only those are ranked. ``book`` is the open-invoice pass at ``now`` if the caller has it.
+    only those are ranked, largest first, ties in name order. ``book`` is the
+    open-invoice pass at ``now`` if the caller has it.
     """
     if contributions is None:
         contributions = {
@@ -126,20 +180,24 @@ def reasons(state: CustomerState, x: Sequence[float], now: float,
             "lateness_trend": x[_IDX["lateness_trend"]] / 10.0,
             "open_disputed": x[_IDX["open_disputed"]],
         }
-    if isinstance(contributions, list) or not isinstance(contributions, Mapping):
-        ranked = sorted([(-weight, name) for name, weight
-                         in zip(FEATURE_NAMES, contributions, strict=True) if weight > 0])
+    if isinstance(contributions, Mapping):
+        weights = [contributions.get(name, 0.0) for name in FEATURE_NAMES]
     else:
-        ranked = sorted([(-weight, name) for name, weight in contributions.items() if weight > 0])
+        weights = list(contributions)
+    ranked = [i for i in _BY_NAME if weights[i] > 0]  # NaN is not > 0: never a reason
+    ranked.sort(key=weights.__getitem__, reverse=True)  # stable: ties stay in name order
+    if book is None:
+        book = OpenBook(state, now, 0.0)  # max_dpd, overdue and open do not use the grace
     out: list[Reason] = []
     texts: set[str] = set()
-    for negative, name in ranked[:2 * limit + 2]:
+    for i in ranked[:2 * limit + 2]:
         if len(out) >= limit:
             break
-        text = _explain(name, state, x, now, book)
+        explainer = _EXPLAIN_BY_INDEX[i]
+        text = explainer(state, x[i], now, book) if explainer is not None else None
         if text and text not in texts:
             texts.add(text)
-            out.append(Reason(code=name, text=text, weight=round(-negative, 4)))
+            out.append(Reason(FEATURE_NAMES[i], text, round(weights[i], 4)))
     if out:
         return tuple(out)
     if state.n_labels and not state.n_late:

@@ -241,3 +241,24 @@ def test_a_recent_payment_is_never_given_as_a_reason() -> None:
     x = features(s, ts(10), ScoringConfig())
     assert _explain("days_since_payment_log", s, x, ts(10), None) is None
     assert _explain("days_since_payment_log", s, x, ts(40), None) == "no payment for 30 days"
+
+
+def test_reasons_rank_largest_first_ties_by_name_and_only_positive_pushes() -> None:
+    """The per-event path passes a list, explain() a mapping: both rank the same way."""
+    s, _ = run([invoice("c1", "i1", 100, 0, 10), invoice("c1", "i2", 250, 1, 11),
+                payment("c1", 100, 30, "i1")])
+    assert s is not None
+    now = ts(40)
+    x = features(s, now, CFG)
+    weights = dict.fromkeys(FEATURE_NAMES, 0.0)
+    weights.update({"tenure_log": float("nan"), "late_ratio": -2.0,  # never reasons
+                    "open_count_log": 0.5, "max_days_past_due": 0.5,  # a tie: name order
+                    "history_log": 0.1, "terms_months": 3.0})  # terms 1.0 month: no words
+    as_list = [weights[name] for name in FEATURE_NAMES]
+    for contributions in (weights, as_list):
+        why = reasons(s, x, now, contributions, CFG)
+        assert [r.code for r in why] == ["max_days_past_due", "open_count_log", "history_log"]
+        assert [r.weight for r in why] == [0.5, 0.5, 0.1]
+        assert [r.code for r in reasons(s, x, now, contributions, CFG, limit=1)] == [
+            "max_days_past_due"]
+        assert reasons(s, x, now, contributions, CFG, limit=0) == ()
