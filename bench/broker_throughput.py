@@ -47,7 +47,7 @@ def start_worker(broker: EmbeddedBroker, tag: str) -> tuple[subprocess.Popen[byt
            "ARSCORE_SCORES_TOPIC": f"scores-{tag}", "ARSCORE_ALERTS_TOPIC": f"alerts-{tag}",
            "ARSCORE_DEADLETTER_TOPIC": f"dead-{tag}", "ARSCORE_METRICS_PORT": str(free_port()),
            "ARSCORE_WEB_PORT": str(free_port()), "ARSCORE_PARTITIONS": "4",
-           "ARSCORE_DATA_DIR": f"/tmp/arscore-bench-{tag}"}
+           "ARSCORE_DATA_DIR": f"/tmp/arscore-bench-{tag}-{uuid.uuid4().hex[:4]}"}
     settings = Settings.from_env(env)
     ensure_topics(settings)
     proc = subprocess.Popen([sys.executable, "-m", "streams.cli", "worker"], env=env,
@@ -89,17 +89,22 @@ def produce_backlog(broker: EmbeddedBroker, tag: str, lines: list[bytes]) -> Non
     print(f"produced {len(lines):,} events in {time.monotonic() - t:.1f}s")
 
 
-def sustained(broker: EmbeddedBroker, lines: list[bytes], history: int) -> None:
+def sustained(broker: EmbeddedBroker, lines: list[bytes], history: int, workers: int = 1) -> None:
     tag = uuid.uuid4().hex[:6]
     produce_backlog(broker, tag, lines)
-    proc, settings = start_worker(broker, tag)
+    started_workers = [start_worker(broker, tag) for _ in range(workers)]
+    procs = [proc for proc, _ in started_workers]
+
+    def total() -> float:  # a partition handed over is partly redone: counted twice
+        return sum(max(consumed(settings), 0.0) for _, settings in started_workers)
+
     try:
         first = start = None
         last_count, last_change = 0.0, time.monotonic()
         started = time.monotonic()
         while (time.monotonic() - last_change < 10 if first else
                time.monotonic() - started < 90):
-            n = consumed(settings)
+            n = total()
             now = time.monotonic()
             if n > 0 and first is None:
                 first = (now, n)
@@ -115,10 +120,13 @@ def sustained(broker: EmbeddedBroker, lines: list[bytes], history: int) -> None:
         whole = (last_count - first[1]) / max(last_change - first[0], 1e-9)
         print(f"sustained: {last_count - start[1]:,.0f} events after {start[1]:,.0f} of history, "
               f"{rate:,.0f} events/s (whole backlog of {last_count:,.0f}: {whole:,.0f} events/s; "
-              "one worker, 4 partitions, production producer settings)")
+              f"{workers} worker{'s' if workers > 1 else ''}, 4 partitions, production producer "
+              "settings)")
     finally:
-        proc.terminate()
-        proc.wait(timeout=30)
+        for proc in procs:
+            proc.terminate()
+        for proc in procs:
+            proc.wait(timeout=30)
 
 
 def catch_up(settings: Settings, history: int, timeout: float = 600.0) -> None:
@@ -214,6 +222,8 @@ def main() -> None:
                          "payments source's event time, then flood out together)")
     ap.add_argument("--dump", default="", help="write 'seconds-since-start latency-ms "
                     "ms-until-the-worker-sent-the-score' lines")
+    ap.add_argument("--workers", type=int, default=1,
+                    help="workers sharing the partitions in the sustained run (one group)")
     ap.add_argument("--skip-sustained", action="store_true")
     ap.add_argument("--skip-latency", action="store_true")
     args = ap.parse_args()
@@ -226,7 +236,7 @@ def main() -> None:
           "(production defaults unless ARSCORE_* says otherwise; no dev-broker profile)")
     with EmbeddedBroker() as broker:
         if not args.skip_sustained:
-            sustained(broker, lines[: args.history + args.events], args.history)
+            sustained(broker, lines[: args.history + args.events], args.history, args.workers)
         if not args.skip_latency:
             latency(broker, lines, args.rate, args.seconds, args.warmup, args.history, args.dump)
 
