@@ -170,6 +170,10 @@ class CustomerState:
     offsets: dict[str, int] | None = None
     """None until an event with a source position is applied (replays of files have none)."""
 
+    def __post_init__(self) -> None:
+        if self.currency is not None:  # as touch() does: decoded codes are new strings each time
+            self.currency = sys.intern(self.currency)
+
     @property
     def open_units(self) -> int:
         return sum(inv.open for inv in self.invoices.values())
@@ -246,7 +250,7 @@ def touch(state: CustomerState, at: float, currency: str | None) -> None:
     """Check the currency and move the customer's clock; raise Rejected on a mismatch."""
     if currency is not None:
         if state.currency is None:
-            state.currency = currency
+            state.currency = sys.intern(currency)  # one shared string per code, not per customer
         elif currency != state.currency:
             raise Rejected(f"currency {currency} differs from the customer's {state.currency}")
     if state.first_seen == 0.0:
