@@ -12,7 +12,7 @@ from array import array
 from collections.abc import Sequence
 
 from models.config import DAY, ScoringConfig
-from models.state import CustomerState, Invoice
+from models.state import DISPUTED, CustomerState, Invoice, read_status
 
 FEATURE_NAMES: tuple[str, ...] = (
     "history_log",          # log1p(resolved invoices)
@@ -65,12 +65,11 @@ class OpenBook:
         b0 = b1 = b2 = b3 = b4 = 0
         max_dpd = 0.0
         at_risk = 0.0
-        for inv in state.invoices.values():  # the body is add()'s, inlined: this is hot
-            units = inv.open
-            due = inv.due
+        for inv in state.invoices.in_order:  # the body is add()'s, inlined: this is hot
+            due, p_late, units, flags = read_status(inv.packed)
             total += units
-            at_risk += units * (1.0 if now > due + horizon else inv.p_late)
-            if inv.disputed:
+            at_risk += units * (1.0 if now > due + horizon else p_late)
+            if flags & DISPUTED:
                 disputed += 1
             if now > due:
                 overdue += units
@@ -105,11 +104,10 @@ class OpenBook:
     def add(self, inv: Invoice) -> None:
         """Count one more invoice, as if it had come last in the pass (same arithmetic)."""
         now = self.now
-        units = inv.open
-        due = inv.due
+        due, p_late, units, flags = read_status(inv.packed)
         self.open += units
-        self.at_risk += units * (1.0 if now > due + self.horizon else inv.p_late)
-        if inv.disputed:
+        self.at_risk += units * (1.0 if now > due + self.horizon else p_late)
+        if flags & DISPUTED:
             self.disputed += 1
         if now > due:
             self.overdue += units

@@ -1,9 +1,11 @@
 """Customer state <-> JSON, for the worker's changelogged table.
 
 Two shapes. :func:`dumps_packed` / :func:`state_from_packed` are what the worker writes:
-orjson walks the dataclasses natively and packed fields (id rings, feature snapshots)
+orjson walks the dataclasses natively and packed fields (id rings, invoice records)
 travel as base64 of their in-memory bytes, so nothing is rebuilt field by field in Python
 (about 22 us a state instead of 58 to write, 15 instead of 65 to read, same size).
+Changelog records of this shape carry its version, :data:`PACKED_VERSION`; version 2
+records (each invoice a dict of its fields) are still read (:func:`state_from_record`).
 :func:`state_to_dict` / :func:`state_from_dict` give the readable shape below, used by
 ``replay --states`` and by tests as a canonical form; the worker still reads it, so
 changelog records written before the packed shape existed recover as before.
@@ -27,9 +29,21 @@ from typing import Any
 
 import orjson
 
-from models.state import CustomerState, Held, Invoice, pack, ring_ids, to_ring, unpack
+from models.state import (
+    INVOICE_FIELDS,
+    CustomerState,
+    Held,
+    Invoice,
+    OpenInvoices,
+    pack,
+    ring_ids,
+    to_ring,
+    unpack,
+)
 
-_INVOICE_FIELDS = tuple(Invoice.__dataclass_fields__)
+PACKED_VERSION = 3
+"""The ``"v"`` tag of the packed shape :func:`dumps_packed` writes. Version 2, the shape before
+invoices were packed records, is still read (see :func:`state_from_record`)."""
 _STATE_FIELDS = tuple(CustomerState.__dataclass_fields__)
 _ARRAYS = {"recent": "d"}
 _RINGS = ("closed", "seen")
@@ -43,7 +57,7 @@ def state_to_dict(s: CustomerState) -> dict[str, Any]:
     for name in _STATE_FIELDS:
         value = getattr(s, name)
         if name == "invoices":
-            value = [[_plain(getattr(inv, f)) for f in _INVOICE_FIELDS] for inv in value.values()]
+            value = [[_plain(getattr(inv, f)) for f in INVOICE_FIELDS] for inv in value.values()]
         elif name == "held":
             value = [[h.invoice_ids, h.units, h.received] for h in value]
         elif name == "p_hist":
@@ -71,14 +85,13 @@ def state_from_dict(d: dict[str, Any]) -> CustomerState:
             continue
         value = d[name]
         if name == "invoices":
-            invoices = {}
+            invoices = []
             for row in value:
-                fields = dict(zip(_INVOICE_FIELDS, row, strict=True))
+                fields = dict(zip(INVOICE_FIELDS, row, strict=True))
                 if fields["x"] is not None:  # packed before Invoice sees it: x is bytes | None
                     fields["x"] = pack(fields["x"])
-                inv = Invoice(**fields)
-                invoices[inv.invoice_id] = inv
-            value = invoices
+                invoices.append(Invoice(**fields))
+            value = OpenInvoices(invoices)
         elif name == "held":
             value = tuple(Held(list(ids), units, at) for ids, units, at in value)
         elif name == "p_hist":
@@ -94,29 +107,45 @@ def state_from_dict(d: dict[str, Any]) -> CustomerState:
 
 
 def dumps_packed(doc: Any) -> bytes:
-    """JSON bytes of ``doc``; the :class:`CustomerState` values in it take the packed shape:
-    every dataclass field by name, ``bytes`` as base64, arrays as lists."""
+    """JSON bytes of ``doc``; the :class:`CustomerState` values in it take the packed shape
+    (version :data:`PACKED_VERSION`): every dataclass field by name, the open invoices as a
+    list of their records, ``bytes`` as base64, arrays as lists."""
     return orjson.dumps(doc, default=_packed_default)
 
 
 def _packed_default(value: Any) -> Any:
     if isinstance(value, bytes):
         return base64.b64encode(value).decode("ascii")
+    if isinstance(value, OpenInvoices):
+        return [inv.packed for inv in value.values()]
     if isinstance(value, array):
         return value.tolist()
     raise TypeError(f"{type(value).__name__} is not part of a customer state")
 
 
-def state_from_packed(d: dict[str, Any]) -> CustomerState:
-    """Inverse of the state part of :func:`dumps_packed` (fields it lacks take defaults)."""
+def state_from_record(d: dict[str, Any], version: int | None) -> CustomerState:
+    """The state of a changelog record: a packed shape tagged ``version``, or the readable
+    shape of records written before the packed shapes existed (``version`` None)."""
+    if version is None:
+        return state_from_dict(d)
+    if version not in (2, PACKED_VERSION):
+        raise ValueError(f"unknown state record version {version!r}")
+    return state_from_packed(d, version)
+
+
+def state_from_packed(d: dict[str, Any], version: int = PACKED_VERSION) -> CustomerState:
+    """Inverse of the state part of :func:`dumps_packed` (fields it lacks take defaults).
+
+    Version 2 had each invoice as a dict of its fields, keyed by id.
+    """
     kwargs = {name: d[name] for name in _STATE_FIELDS if name in d}
     if "invoices" in kwargs:
-        invoices = {}
-        for key, row in kwargs["invoices"].items():
-            if row.get("x") is not None:  # decoded before Invoice sees it: x is bytes | None
-                row = {**row, "x": base64.b64decode(row["x"])}
-            invoices[key] = Invoice(**row)
-        kwargs["invoices"] = invoices
+        rows = kwargs["invoices"]
+        if version == 2:
+            kwargs["invoices"] = OpenInvoices(_v2_invoice(row) for row in rows.values())
+        else:
+            kwargs["invoices"] = OpenInvoices(Invoice.from_packed(base64.b64decode(raw))
+                                              for raw in rows)
     for name in _RINGS:
         if name in kwargs:
             kwargs[name] = base64.b64decode(kwargs[name])
@@ -128,3 +157,9 @@ def state_from_packed(d: dict[str, Any]) -> CustomerState:
         if name in kwargs:
             kwargs[name] = array(code, kwargs[name])
     return CustomerState(**kwargs)
+
+
+def _v2_invoice(row: dict[str, Any]) -> Invoice:
+    if row.get("x") is not None:  # decoded before Invoice sees it: x is bytes | None
+        row = {**row, "x": base64.b64decode(row["x"])}
+    return Invoice(**row)

@@ -14,11 +14,13 @@ Invariant kept by every transition (tested as a property)::
 from __future__ import annotations
 
 import hashlib
+import struct
 import sys
 from array import array
-from collections.abc import Sequence
+from collections.abc import Callable, Iterable, Iterator, Mapping, Sequence
 from dataclasses import dataclass, field
 from itertools import compress
+from typing import TYPE_CHECKING, Any, Generic, TypeVar
 
 from models.config import DAY, ScoringConfig
 
@@ -36,33 +38,366 @@ def id_hash(value: str) -> int:
     return int.from_bytes(hashlib.blake2b(value.encode(), digest_size=8).digest(), "big") >> 1
 
 
-@dataclass(slots=True)
-class Invoice:
-    """An open invoice (or one whose label resolved late while money is still open)."""
+# --- packed records -----------------------------------------------------------------------
+#
+# A boxed float costs 24 bytes and an int 28-32, plus 8 for the slot that points at it; a
+# field packed in a bytes record costs its 8 bytes (1 for a flag byte). An invoice kept as
+# one record (numbers, flags, id and snapshot) is about 190 bytes instead of 530.
 
-    invoice_id: str
-    issued: float
-    due: float
-    amount: int
-    open: int
-    p_late: float
+
+T = TypeVar("T")
+
+if TYPE_CHECKING:
+    class _Field(Generic[T]):
+        """How mypy sees a packed field: an attribute of type T (at run time, a property)."""
+
+        def __get__(self, obj: object, owner: object = None) -> T: ...
+
+        def __set__(self, obj: object, value: T) -> None: ...
+
+
+class _Layout:
+    """Named fixed-size fields packed back to back in one bytes record (little-endian, no
+    padding, :mod:`struct` formats), read and written as attributes of the object that holds
+    the record in its ``packed`` slot."""
+
+    def __init__(self, *fields: tuple[str, str]) -> None:
+        self.struct = struct.Struct("<" + "".join(fmt for _, fmt in fields))
+        self.offsets: dict[str, int] = {}
+        self.formats = dict(fields)
+        offset = 0
+        for name, fmt in fields:
+            self.offsets[name] = offset
+            offset += struct.calcsize("<" + fmt)
+
+    def reader(self, *names: str) -> Callable[[bytes], tuple[Any, ...]]:
+        """A function reading the fields ``names`` (in layout order) in one call, skipping the
+        others: for the loops that read several fields of every open invoice."""
+        wanted, fmt = set(names), "<"
+        order = [name for name in self.formats if name in wanted]
+        if order != list(names):
+            raise ValueError(f"{names} are not fields of the layout in its order")
+        for name in self.formats:
+            if not wanted:
+                break
+            size = struct.calcsize("<" + self.formats[name])
+            fmt += self.formats[name] if name in wanted else f"{size}x"
+            wanted.discard(name)
+        return struct.Struct(fmt).unpack_from
+
+    def field(self, name: str) -> Any:
+        """A read/write attribute for field ``name``; a write packs a new record.
+
+        Typed ``Any`` so that the annotation it is assigned to gives its type in the class
+        (``issued: _Field[float] = LAYOUT.field("issued")``).
+        """
+        cell = struct.Struct("<" + self.formats[name])
+        read, write = cell.unpack_from, cell.pack
+        start = self.offsets[name]
+        end = start + cell.size
+
+        def get(obj: Any) -> Any:
+            return read(obj.packed, start)[0]
+
+        def put(obj: Any, value: Any) -> None:
+            packed = obj.packed
+            obj.packed = packed[:start] + write(value) + packed[end:]
+
+        return property(get, put, doc=f"``{self.formats[name]}`` at byte {start} of the record")
+
+
+def _flag(bit: int, at: int) -> Any:
+    """A read/write boolean attribute kept as ``bit`` of the flag byte at ``at``."""
+
+    def get(obj: Any) -> bool:
+        return bool(obj.packed[at] & bit)
+
+    def put(obj: Any, value: bool) -> None:
+        packed = obj.packed
+        flags = packed[at] | bit if value else packed[at] & ~bit
+        obj.packed = packed[:at] + _BYTE[flags] + packed[at + 1:]
+
+    return property(get, put)
+
+
+_BYTE = tuple(bytes((i,)) for i in range(256))
+
+# flag bits of an invoice
+DISPUTED = 1
+"""In dispute now: not collectable, no deadline passes."""
+EVER_DISPUTED = 2
+"""Was disputed at some point: its label waits for the close."""
+OVERDUE_NOTICED = 4
+"""Went past due and was reported so once."""
+LABELLED = 8
+"""Its outcome is known (``label`` is not None)..."""
+LATE = 16
+"""...and the outcome was late (``label`` is 1)."""
+
+_INVOICE = _Layout(("due", "d"), ("p_late", "d"), ("open", "q"), ("flags", "B"),
+                   ("issued", "d"), ("last_paid", "d"), ("amount", "q"), ("payments", "I"),
+                   ("id_length", "B"))
+"""An invoice's record: these fields, then its id (ASCII, ``id_length`` bytes), then its
+packed snapshot (nothing once dropped). The fields every event's passes over the open
+invoices read come first, so that :data:`read_status` gets them in one call."""
+_FLAGS_AT = _INVOICE.offsets["flags"]
+_ID_AT = _INVOICE.offsets["id_length"]
+_ID_START = _INVOICE.struct.size
+
+read_status = _INVOICE.reader("due", "p_late", "open", "flags")
+"""``due, p_late, open, flags = read_status(invoice.packed)``: one call where the passes over
+the open invoices that run on every event would read four attributes, unpacking each."""
+_read_due = _INVOICE.reader("due")
+_read_paid = _INVOICE.reader("due", "issued", "amount", "payments")
+"""What recording a paid invoice's outcome reads."""
+_read_at_issue = _INVOICE.reader("p_late", "issued", "amount")
+"""What a :class:`Label` copies besides the id and the snapshot."""
+
+_NOTICE, _LABEL = 1, 2
+
+
+def _waits_for(flags: int) -> int:
+    """What an invoice with these flags still waits for as time passes: its overdue notice
+    (:data:`_NOTICE`) unless noticed, its label (:data:`_LABEL`) unless labelled or ever
+    disputed; nothing while in dispute."""
+    if flags & DISPUTED:
+        return 0
+    return ((0 if flags & OVERDUE_NOTICED else _NOTICE)
+            | (0 if flags & (LABELLED | EVER_DISPUTED) else _LABEL))
+
+
+_WAITS_FOR = tuple(_waits_for(flags) for flags in range(256))
+""":func:`_waits_for` by flag byte: the deadline passes run on every event."""
+
+
+def _id_tag(invoice_id: str) -> bytes:
+    """The id as its record stores it: length byte, then the bytes."""
+    raw = invoice_id.encode()
+    if not 0 < len(raw) < 256:
+        raise ValueError(f"an invoice id must be 1-255 bytes, got {len(raw)}")
+    return _BYTE[len(raw)] + raw
+
+
+def _label_flags(label: int | None) -> int:
+    if label is None:
+        return 0
+    if label not in (0, 1):
+        raise ValueError(f"a label is 0 (on time) or 1 (late), got {label!r}")
+    return LABELLED | (LATE if label else 0)
+
+
+class Invoice:
+    """An open invoice (or one whose label resolved late while money is still open).
+
+    Every field lives in one bytes record, :attr:`packed` (see :data:`_INVOICE`), and is read
+    and written as an attribute. Writes pack a new record; they are rare (a payment, a
+    dispute, a label), reads happen on every event.
+    """
+
+    __slots__ = ("packed",)
+
+    def __init__(self, invoice_id: str, issued: float, due: float, amount: int, open: int,
+                 p_late: float, x: bytes | None, label: int | None = None,
+                 disputed: bool = False, ever_disputed: bool = False, payments: int = 0,
+                 last_paid: float = 0.0, overdue_noticed: bool = False) -> None:
+        if x is not None and not x:
+            raise ValueError("a packed snapshot is never empty (see pack)")
+        flags = ((DISPUTED if disputed else 0) | (EVER_DISPUTED if ever_disputed else 0)
+                 | (OVERDUE_NOTICED if overdue_noticed else 0) | _label_flags(label))
+        tag = _id_tag(invoice_id)
+        self.packed = (_INVOICE.struct.pack(due, p_late, open, flags, issued, last_paid, amount,
+                                            payments, len(tag) - 1) + tag[1:] + (x or b""))
+
+    issued: _Field[float] = _INVOICE.field("issued")
+    due: _Field[float] = _INVOICE.field("due")
+    amount: _Field[int] = _INVOICE.field("amount")
+    open: _Field[int] = _INVOICE.field("open")
+    p_late: _Field[float] = _INVOICE.field("p_late")
     """The model's prediction at issue: used for priority and scored when the label resolves."""
-    x: bytes | None
-    """Feature snapshot at issue, :func:`pack`-ed (about 80 bytes for a new customer's, 180
-    for an established one's, against 281 for an ``array("d")``; and bytes are not tracked
-    by the garbage collector); dropped once learned, so a label is learned once.
-    :attr:`snapshot` unpacks it."""
-    label: int | None = None
-    disputed: bool = False
-    ever_disputed: bool = False
-    payments: int = 0
-    last_paid: float = 0.0
-    overdue_noticed: bool = False
+    payments: _Field[int] = _INVOICE.field("payments")
+    last_paid: _Field[float] = _INVOICE.field("last_paid")
+    disputed: _Field[bool] = _flag(DISPUTED, _FLAGS_AT)
+    ever_disputed: _Field[bool] = _flag(EVER_DISPUTED, _FLAGS_AT)
+    overdue_noticed: _Field[bool] = _flag(OVERDUE_NOTICED, _FLAGS_AT)
+
+    @classmethod
+    def from_packed(cls, packed: bytes) -> Invoice:
+        """The invoice whose :attr:`packed` record this is (as a changelog stores it)."""
+        if len(packed) < _ID_START + 1 or len(packed) < _ID_START + packed[_ID_AT]:
+            raise ValueError(f"{len(packed)} bytes are not an invoice record")
+        inv = cls.__new__(cls)
+        inv.packed = bytes(packed)
+        return inv
+
+    @property
+    def invoice_id(self) -> str:
+        packed = self.packed
+        return packed[_ID_START:_ID_START + packed[_ID_AT]].decode()
+
+    @property
+    def x(self) -> bytes | None:
+        """Feature snapshot at issue, :func:`pack`-ed (about 80 bytes for a new customer's, 180
+        for an established one's); dropped once learned, so a label is learned once.
+        :attr:`snapshot` unpacks it."""
+        packed = self.packed
+        return packed[_ID_START + packed[_ID_AT]:] or None
+
+    @x.setter
+    def x(self, value: bytes | None) -> None:
+        if value is not None and not value:
+            raise ValueError("a packed snapshot is never empty (see pack)")
+        packed = self.packed
+        self.packed = packed[:_ID_START + packed[_ID_AT]] + (value or b"")
+
+    @property
+    def label(self) -> int | None:
+        """The outcome once known: 1 late, 0 on time; None while unknown."""
+        flags = self.packed[_FLAGS_AT]
+        return None if not flags & LABELLED else 1 if flags & LATE else 0
+
+    @label.setter
+    def label(self, value: int | None) -> None:
+        packed = self.packed
+        flags = packed[_FLAGS_AT] & ~(LABELLED | LATE) | _label_flags(value)
+        self.packed = packed[:_FLAGS_AT] + _BYTE[flags] + packed[_FLAGS_AT + 1:]
 
     @property
     def snapshot(self) -> array | None:  # type: ignore[type-arg]
         """The feature snapshot as an ``array("d")`` (None once learned or dropped)."""
-        return None if self.x is None else unpack(self.x)
+        x = self.x
+        return None if x is None else unpack(x)
+
+    def pay(self, units: int, at: float) -> tuple[int, int]:
+        """Take up to ``units`` paid at ``at``: returns what was used and what is left open.
+
+        Nothing changes when nothing is open. One new record for the three fields a payment
+        changes (open, payments, last_paid).
+        """
+        rec = _INVOICE.struct
+        due, p_late, open_, flags, issued, last_paid, amount, payments, id_length = \
+            rec.unpack_from(self.packed)
+        used = min(units, open_)
+        if used <= 0:
+            return 0, open_
+        self.packed = rec.pack(due, p_late, open_ - used, flags, issued, max(last_paid, at),
+                               amount, payments + 1, id_length) + self.packed[_ID_START:]
+        return used, open_ - used
+
+    def resolve(self, y: int) -> bytes | None:
+        """Set the label ``y`` and hand over the snapshot, which the invoice no longer keeps."""
+        packed = self.packed
+        end = _ID_START + packed[_ID_AT]
+        flags = packed[_FLAGS_AT] & ~(LABELLED | LATE) | _label_flags(y)
+        self.packed = packed[:_FLAGS_AT] + _BYTE[flags] + packed[_FLAGS_AT + 1:end]
+        return packed[end:] or None
+
+    def __eq__(self, other: object) -> bool:
+        return isinstance(other, Invoice) and other.packed == self.packed
+
+    __hash__ = None  # type: ignore[assignment]  # mutable, as the dataclass it replaces
+
+    def __repr__(self) -> str:
+        fields = ", ".join(f"{name}={getattr(self, name)!r}" for name in INVOICE_FIELDS)
+        return f"Invoice({fields})"
+
+
+INVOICE_FIELDS = ("invoice_id", "issued", "due", "amount", "open", "p_late", "x", "label",
+                  "disputed", "ever_disputed", "payments", "last_paid", "overdue_noticed")
+"""An invoice's fields in :class:`Invoice`'s argument order (the changelog's readable shape)."""
+
+
+class OpenInvoices:
+    """A customer's open invoices by id, in the order they were added (issue order).
+
+    The invoices are a tuple behind the few mapping operations the state needs: a dict of
+    up to 5 entries costs 184 bytes (272 up to 10, and it does not shrink as invoices close)
+    and its keys would be a 65-byte string per invoice, where the id is already in the
+    invoice's record. A lookup by id scans, comparing bytes: a customer has a handful of open
+    invoices, and every event already walks them all.
+    """
+
+    __slots__ = ("in_order",)
+
+    def __init__(self, invoices: Iterable[Invoice] = ()) -> None:
+        self.in_order: tuple[Invoice, ...] = tuple(invoices)
+        """The invoices, oldest issue first: what the passes that run on every event loop
+        over (an attribute, where ``values()`` is a call)."""
+
+    def values(self) -> tuple[Invoice, ...]:
+        return self.in_order
+
+    def keys(self) -> list[str]:
+        return [inv.invoice_id for inv in self.in_order]
+
+    def items(self) -> list[tuple[str, Invoice]]:
+        return [(inv.invoice_id, inv) for inv in self.in_order]
+
+    def get(self, invoice_id: str) -> Invoice | None:
+        return self._find(invoice_id)
+
+    def add(self, invoice: Invoice) -> None:
+        """Append an invoice whose id the caller knows is not here yet."""
+        self.in_order += (invoice,)
+
+    def remove(self, invoice: Invoice) -> None:
+        """Drop this invoice (the object itself, found by identity)."""
+        items = self.in_order
+        for i, inv in enumerate(items):
+            if inv is invoice:
+                self.in_order = items[:i] + items[i + 1:]
+                return
+
+    def _find(self, invoice_id: str) -> Invoice | None:
+        """The invoice with this id, newest first: the processor looks up the invoice it
+        has just issued, payments the oldest ones (a handful either way)."""
+        raw = invoice_id.encode()
+        if len(raw) > 255:  # too long to be stored, so not here
+            return None
+        tag = _BYTE[len(raw)] + raw  # as records store it: with its length, so a match is exact
+        for inv in reversed(self.in_order):
+            if inv.packed.startswith(tag, _ID_AT):
+                return inv
+        return None
+
+    def __getitem__(self, invoice_id: str) -> Invoice:
+        inv = self._find(invoice_id)
+        if inv is None:
+            raise KeyError(invoice_id)
+        return inv
+
+    def __setitem__(self, invoice_id: str, invoice: Invoice) -> None:
+        if invoice.invoice_id != invoice_id:
+            raise ValueError(f"invoice {invoice.invoice_id} stored as {invoice_id}")
+        old = self._find(invoice_id)
+        if old is None:
+            self.add(invoice)
+        else:
+            self.in_order = tuple(invoice if inv is old else inv for inv in self.in_order)
+
+    def __delitem__(self, invoice_id: str) -> None:
+        self.remove(self[invoice_id])
+
+    def __contains__(self, invoice_id: object) -> bool:
+        return isinstance(invoice_id, str) and self._find(invoice_id) is not None
+
+    def __iter__(self) -> Iterator[str]:
+        return iter(self.keys())
+
+    def __len__(self) -> int:
+        return len(self.in_order)
+
+    def __eq__(self, other: object) -> bool:
+        """Equal to open invoices, or to any mapping, with the same ids and invoices."""
+        if isinstance(other, OpenInvoices):
+            return self.in_order == other.in_order
+        if isinstance(other, Mapping):
+            return dict(self.items()) == dict(other.items())
+        return NotImplemented
+
+    __hash__ = None  # type: ignore[assignment]
+
+    def __repr__(self) -> str:
+        return f"OpenInvoices({list(self.in_order)!r})"
 
 
 _BITS = tuple(1 << i for i in range(255))
@@ -129,7 +464,7 @@ class CustomerState:
 
     customer_id: str
     currency: str | None = None
-    invoices: dict[str, Invoice] = field(default_factory=dict)
+    invoices: OpenInvoices = field(default_factory=OpenInvoices)
     closed: bytes = b""
     """Ring of :func:`id_key` of recently closed invoices (see :func:`ring_add`)."""
     seen: bytes = b""
@@ -262,16 +597,17 @@ def touch(state: CustomerState, at: float, currency: str | None) -> None:
 
 
 def _record_paid(state: CustomerState, inv: Invoice, at: float, cfg: ScoringConfig) -> None:
-    days_late = (at - inv.due) / DAY
+    due, issued, amount, payments = _read_paid(inv.packed)
+    days_late = (at - due) / DAY
     late = max(0.0, days_late)
-    w = inv.amount / 10_000
+    w = amount / 10_000
     state.n_paid += 1
     state.sum_days_late += late
     state.sum_days_late_w += late * w
     state.sum_w += w
-    state.sum_days_to_pay += max(0.0, (at - inv.issued) / DAY)
+    state.sum_days_to_pay += max(0.0, (at - issued) / DAY)
     state.ewma_days_late = 0.3 * late + 0.7 * state.ewma_days_late
-    if inv.payments > 1:
+    if payments > 1:
         state.n_partial += 1
     state.recent.append(round(days_late, 3))
     if len(state.recent) > cfg.history:
@@ -282,17 +618,18 @@ def _resolve(inv: Invoice, y: int, at: float, state: CustomerState) -> Label | N
     """Mark the invoice's label; returns the learnable Label unless it was resolved before."""
     if inv.label is not None:
         return None
-    inv.label = y
+    x = inv.resolve(y)
     state.n_labels += 1
     state.n_late += y
-    x, inv.x = inv.x, None
-    return None if x is None else Label(inv.invoice_id, unpack(x), y, inv.p_late, at,
-                                        inv.issued, inv.amount)
+    if x is None:
+        return None
+    p_late, issued, amount = _read_at_issue(inv.packed)
+    return Label(inv.invoice_id, unpack(x), y, p_late, at, issued, amount)
 
 
 def _close(state: CustomerState, inv: Invoice, at: float, cfg: ScoringConfig,
            labels: list[Label], *, paid: bool) -> None:
-    del state.invoices[inv.invoice_id]
+    state.invoices.remove(inv)
     state.closed = ring_add(state.closed, id_key(inv.invoice_id), cfg.history * 2)
     if paid:
         _record_paid(state, inv, at, cfg)
@@ -304,13 +641,8 @@ def _close(state: CustomerState, inv: Invoice, at: float, cfg: ScoringConfig,
 def _pay(state: CustomerState, inv: Invoice, units: int, at: float, cfg: ScoringConfig,
          labels: list[Label]) -> int:
     """Apply up to ``units`` to ``inv``; returns what was used."""
-    used = min(units, inv.open)
-    if used <= 0:
-        return 0
-    inv.open -= used
-    inv.payments += 1
-    inv.last_paid = max(inv.last_paid, at)
-    if inv.open == 0:
+    used, left = inv.pay(units, at)
+    if used and not left:
         _close(state, inv, at, cfg, labels, paid=True)
     return used
 
@@ -351,7 +683,7 @@ def issue_invoice(state: CustomerState, invoice_id: str, issued: float, due: flo
         raise Rejected("invoice amount must be positive")
     inv = Invoice(invoice_id, issued, due, units, units, p_late,
                   x if isinstance(x, bytes) else pack(x))
-    state.invoices[invoice_id] = inv
+    state.invoices.add(inv)
     state.billed += units
     state.n_invoices += 1
     state.sum_terms_days += (due - issued) / DAY
@@ -458,14 +790,17 @@ def advance(state: CustomerState, now: float, cfg: ScoringConfig) -> tuple[list[
     labels: list[Label] = []
     went_overdue: list[Invoice] = []
     horizon = (cfg.grace_days + cfg.label_lateness_days) * DAY
-    for inv in state.invoices.values():
-        if inv.disputed:
+    for inv in state.invoices.in_order:
+        packed = inv.packed
+        waits = _WAITS_FOR[packed[_FLAGS_AT]]
+        if not waits:
             continue
-        if not inv.overdue_noticed and now >= inv.due + 1.0:
+        due = _read_due(packed)[0]
+        if waits & _NOTICE and now >= due + 1.0:
             inv.overdue_noticed = True
             went_overdue.append(inv)
-        if inv.label is None and not inv.ever_disputed and now >= inv.due + horizon:
-            label = _resolve(inv, 1, inv.due + horizon, state)
+        if waits & _LABEL and now >= due + horizon:
+            label = _resolve(inv, 1, due + horizon, state)
             if label is not None:
                 labels.append(label)
     return labels, went_overdue
@@ -475,15 +810,18 @@ def next_deadline(state: CustomerState, after: float, cfg: ScoringConfig) -> flo
     """The earliest event time after ``after`` at which :func:`advance` would change something."""
     horizon = (cfg.grace_days + cfg.label_lateness_days) * DAY
     best: float | None = None
-    for inv in state.invoices.values():
-        if inv.disputed:
+    for inv in state.invoices.in_order:
+        packed = inv.packed
+        waits = _WAITS_FOR[packed[_FLAGS_AT]]
+        if not waits:
             continue
-        if not inv.overdue_noticed:
-            t = inv.due + 1.0
+        due = _read_due(packed)[0]
+        if waits & _NOTICE:
+            t = due + 1.0
             if t > after and (best is None or t < best):
                 best = t
-        if inv.label is None and not inv.ever_disputed:
-            t = inv.due + horizon
+        if waits & _LABEL:
+            t = due + horizon
             if t > after and (best is None or t < best):
                 best = t
     return best

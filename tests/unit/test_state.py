@@ -372,3 +372,69 @@ def test_any_event_sequence_conserves_money(events: list) -> None:  # type: igno
         assert s.conserved(), (event, s)
         assert all(0 < inv.open <= inv.amount for inv in s.invoices.values())
         assert s.credit >= 0 and all(h.units > 0 for h in s.held)
+
+
+# --- packed records -----------------------------------------------------------------------
+
+INVOICE_VALUES = {"invoice_id": "INV-7", "issued": 1.5e9 + 0.25, "due": 1.5e9 + 86_400.5,
+                  "amount": 10**16, "open": 10**16 - 1, "p_late": 0.1 + 0.2, "x": st.pack([0.0, -0.0, 2.5]),
+                  "label": 1, "disputed": True, "ever_disputed": True, "payments": 3,
+                  "last_paid": 1.5e9 + 7.0, "overdue_noticed": True}
+
+
+def test_an_invoice_record_keeps_every_field_exactly() -> None:
+    inv = st.Invoice(**INVOICE_VALUES)
+    assert {name: getattr(inv, name) for name in st.INVOICE_FIELDS} == INVOICE_VALUES
+    assert st.Invoice.from_packed(inv.packed) == inv
+    bare = st.Invoice("i", 1.0, 2.0, 3, 3, 0.5, None)
+    flags = (bare.label, bare.disputed, bare.ever_disputed, bare.overdue_noticed)
+    assert flags == (None, False, False, False)
+    assert (bare.payments, bare.last_paid, bare.x, bare.snapshot) == (0, 0.0, None, None)
+
+
+def test_invoice_fields_are_written_one_at_a_time() -> None:
+    inv = st.Invoice(**{**INVOICE_VALUES, "label": None, "disputed": False, "x": None})
+    inv.open, inv.disputed, inv.label, inv.x = 5, True, 0, st.pack([1.0])
+    assert (inv.open, inv.disputed, inv.ever_disputed, inv.label) == (5, True, True, 0)
+    assert list(inv.snapshot or []) == [1.0]
+    inv.ever_disputed, inv.label, inv.x = False, None, None
+    assert (inv.disputed, inv.ever_disputed, inv.label, inv.x) == (True, False, None, None)
+    assert inv.invoice_id == "INV-7" and inv.amount == 10**16  # the rest untouched
+
+
+def test_paying_and_resolving_an_invoice() -> None:
+    inv = st.Invoice("i", 1.0, 2.0, 100, 100, 0.5, st.pack([3.0]))
+    assert inv.pay(30, 9.0) == (30, 70) and inv.pay(200, 5.0) == (70, 0) and inv.pay(1, 10.0) == (0, 0)
+    assert (inv.open, inv.payments, inv.last_paid) == (0, 2, 9.0)
+    assert inv.resolve(1) == st.pack([3.0]) and (inv.label, inv.x) == (1, None)
+
+
+@pytest.mark.parametrize("bad", [{"invoice_id": ""}, {"invoice_id": "i" * 256}, {"x": b""},
+                                 {"label": 2}])
+def test_invoice_values_a_record_cannot_hold_are_refused(bad: dict) -> None:  # type: ignore[type-arg]
+    with pytest.raises(ValueError):
+        st.Invoice(**{**INVOICE_VALUES, **bad})
+
+
+def test_a_truncated_record_is_refused() -> None:
+    with pytest.raises(ValueError, match="not an invoice record"):
+        st.Invoice.from_packed(st.Invoice(**INVOICE_VALUES).packed[:56])
+
+
+def test_open_invoices_find_ids_exactly_and_keep_issue_order() -> None:
+    invs = st.OpenInvoices()
+    for inv_id in ("i1", "i10", "i100"):
+        invs[inv_id] = st.Invoice(inv_id, 1.0, 2.0, 1, 1, 0.5, None)
+    assert list(invs) == ["i1", "i10", "i100"] and len(invs) == 3
+    assert invs["i10"].invoice_id == "i10" and "i1" in invs and "i" not in invs
+    assert invs.get("i1000") is None and invs.get("x" * 300) is None and 3 not in invs
+    with pytest.raises(KeyError):
+        invs["i2"]
+    replaced = st.Invoice("i10", 5.0, 6.0, 2, 2, 0.1, None)
+    invs["i10"] = replaced
+    assert invs.values() == (invs["i1"], replaced, invs["i100"])
+    with pytest.raises(ValueError):
+        invs["i2"] = replaced
+    del invs["i1"]
+    assert invs.keys() == ["i10", "i100"] and invs == {"i10": replaced, "i100": invs["i100"]}
+    assert invs != {"i10": replaced} and invs == st.OpenInvoices(invs.values())
