@@ -31,6 +31,8 @@ import orjson
 
 from models.state import (
     INVOICE_FIELDS,
+    STATE_FIELDS,
+    STORED_FIELDS,
     CustomerState,
     Held,
     Invoice,
@@ -42,32 +44,32 @@ from models.state import (
 )
 
 PACKED_VERSION = 3
-"""The ``"v"`` tag of the packed shape :func:`dumps_packed` writes. Version 2, the shape before
-invoices were packed records, is still read (see :func:`state_from_record`)."""
-_STATE_FIELDS = tuple(CustomerState.__dataclass_fields__)
-_ARRAYS = {"recent": "d"}
+"""The ``"v"`` tag of the packed shape :func:`dumps_packed` writes: a state's stored fields
+(:data:`~models.state.STORED_FIELDS`) by name. Version 2, each field of
+:data:`~models.state.STATE_FIELDS` by name and each invoice a dict of its fields, is still
+read (see :func:`state_from_record`)."""
 _RINGS = ("closed", "seen")
 """Packed id rings in memory, lists of ints in JSON as before."""
-_OPTIONAL_DICTS = ("alert_at", "offsets")
-"""None in memory until first used; ``{}`` in JSON as before."""
+_PACKED_BYTES = ("closed", "seen", "alerts")
+"""Stored fields that are bytes (or None), base64 in the packed shape."""
 
 
 def state_to_dict(s: CustomerState) -> dict[str, Any]:
     out: dict[str, Any] = {}
-    for name in _STATE_FIELDS:
+    for name in STATE_FIELDS:
         value = getattr(s, name)
         if name == "invoices":
-            value = [[_plain(getattr(inv, f)) for f in INVOICE_FIELDS] for inv in value.values()]
+            value = [[_plain(getattr(inv, f)) for f in INVOICE_FIELDS] for inv in value]
         elif name == "held":
             value = [[h.invoice_ids, h.units, h.received] for h in value]
         elif name == "p_hist":
             value = [[value[i], value[i + 1]] for i in range(0, len(value), 2)]
-        elif isinstance(value, array):
-            value = value.tolist()
+        elif name == "recent":
+            value = list(value)
         elif name in _RINGS:
             value = ring_ids(value)
-        elif name in _OPTIONAL_DICTS and value is None:
-            value = {}
+        elif name in ("alert_at", "offsets") and value is None:
+            value = {}  # None in memory until first used, {} in JSON as before
         out[name] = value
     return out
 
@@ -75,12 +77,12 @@ def state_to_dict(s: CustomerState) -> dict[str, Any]:
 def _plain(value: Any) -> Any:
     if isinstance(value, bytes):  # a packed feature snapshot
         return unpack(value).tolist()
-    return value.tolist() if isinstance(value, array) else value
+    return value
 
 
 def state_from_dict(d: dict[str, Any]) -> CustomerState:
     kwargs: dict[str, Any] = {}
-    for name in _STATE_FIELDS:
+    for name in STATE_FIELDS:
         if name not in d:
             continue
         value = d[name]
@@ -96,11 +98,9 @@ def state_from_dict(d: dict[str, Any]) -> CustomerState:
             value = tuple(Held(list(ids), units, at) for ids, units, at in value)
         elif name == "p_hist":
             value = tuple(v for t, p in value for v in (t, p))
-        elif name in _ARRAYS:
-            value = array(_ARRAYS[name], value)
         elif name in _RINGS:
             value = to_ring(value)
-        elif name in _OPTIONAL_DICTS:
+        elif name == "offsets":
             value = dict(value) if value else None
         kwargs[name] = value
     return CustomerState(**kwargs)
@@ -108,16 +108,18 @@ def state_from_dict(d: dict[str, Any]) -> CustomerState:
 
 def dumps_packed(doc: Any) -> bytes:
     """JSON bytes of ``doc``; the :class:`CustomerState` values in it take the packed shape
-    (version :data:`PACKED_VERSION`): every dataclass field by name, the open invoices as a
-    list of their records, ``bytes`` as base64, arrays as lists."""
+    (version :data:`PACKED_VERSION`): its stored fields by name, the open invoices as a list
+    of their records, ``bytes`` as base64."""
     return orjson.dumps(doc, default=_packed_default)
 
 
 def _packed_default(value: Any) -> Any:
     if isinstance(value, bytes):
         return base64.b64encode(value).decode("ascii")
-    if isinstance(value, OpenInvoices):
-        return [inv.packed for inv in value.values()]
+    if isinstance(value, CustomerState):
+        return {name: getattr(value, name) for name in STORED_FIELDS}
+    if isinstance(value, OpenInvoices):  # a tuple subclass: orjson leaves it to us
+        return [inv.packed for inv in value]
     if isinstance(value, array):
         return value.tolist()
     raise TypeError(f"{type(value).__name__} is not part of a customer state")
@@ -134,18 +136,34 @@ def state_from_record(d: dict[str, Any], version: int | None) -> CustomerState:
 
 
 def state_from_packed(d: dict[str, Any], version: int = PACKED_VERSION) -> CustomerState:
-    """Inverse of the state part of :func:`dumps_packed` (fields it lacks take defaults).
+    """Inverse of the state part of :func:`dumps_packed` (fields it lacks take defaults)."""
+    if version == 2:
+        return _from_v2(d)
+    state = CustomerState(d["customer_id"], d.get("currency"))
+    for name in STORED_FIELDS:
+        if name not in d or name in ("customer_id", "currency"):
+            continue
+        value = d[name]
+        if name == "invoices":
+            value = OpenInvoices(Invoice.from_packed(base64.b64decode(raw)) for raw in value)
+        elif name in _PACKED_BYTES:
+            value = None if value is None else base64.b64decode(value)
+        elif name == "held":
+            value = tuple(Held(**h) for h in value)
+        elif name == "p_hist":
+            value = tuple(value)
+        elif name == "recent":
+            value = array("d", value)
+        setattr(state, name, value)
+    return state
 
-    Version 2 had each invoice as a dict of its fields, keyed by id.
-    """
-    kwargs = {name: d[name] for name in _STATE_FIELDS if name in d}
+
+def _from_v2(d: dict[str, Any]) -> CustomerState:
+    """Version 2: :data:`~models.state.STATE_FIELDS` by name, each invoice a dict of its
+    fields (keyed by id), rings as base64, ``p_hist`` flat."""
+    kwargs = {name: d[name] for name in STATE_FIELDS if name in d}
     if "invoices" in kwargs:
-        rows = kwargs["invoices"]
-        if version == 2:
-            kwargs["invoices"] = OpenInvoices(_v2_invoice(row) for row in rows.values())
-        else:
-            kwargs["invoices"] = OpenInvoices(Invoice.from_packed(base64.b64decode(raw))
-                                              for raw in rows)
+        kwargs["invoices"] = OpenInvoices(_v2_invoice(row) for row in kwargs["invoices"].values())
     for name in _RINGS:
         if name in kwargs:
             kwargs[name] = base64.b64decode(kwargs[name])
@@ -153,9 +171,6 @@ def state_from_packed(d: dict[str, Any], version: int = PACKED_VERSION) -> Custo
         kwargs["held"] = tuple(Held(**h) for h in kwargs["held"])
     if "p_hist" in kwargs:
         kwargs["p_hist"] = tuple(kwargs["p_hist"])
-    for name, code in _ARRAYS.items():
-        if name in kwargs:
-            kwargs[name] = array(code, kwargs[name])
     return CustomerState(**kwargs)
 
 

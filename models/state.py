@@ -14,15 +14,17 @@ Invariant kept by every transition (tested as a property)::
 from __future__ import annotations
 
 import hashlib
+import math
 import struct
 import sys
 from array import array
-from collections.abc import Callable, Iterable, Iterator, Mapping, Sequence
-from dataclasses import dataclass, field
+from collections.abc import Callable, Iterable, Mapping, Sequence
+from dataclasses import dataclass
 from itertools import compress
-from typing import TYPE_CHECKING, Any, Generic, TypeVar
+from typing import TYPE_CHECKING, Any, Generic, SupportsIndex, TypeVar, overload
 
 from models.config import DAY, ScoringConfig
+from schemas.records import ALERT_KINDS
 
 
 class Rejected(ValueError):
@@ -306,98 +308,95 @@ INVOICE_FIELDS = ("invoice_id", "issued", "due", "amount", "open", "p_late", "x"
 """An invoice's fields in :class:`Invoice`'s argument order (the changelog's readable shape)."""
 
 
-class OpenInvoices:
-    """A customer's open invoices by id, in the order they were added (issue order).
+class OpenInvoices(tuple[Invoice, ...]):
+    """A customer's open invoices in issue order: a tuple that can also be looked up by id.
 
-    The invoices are a tuple behind the few mapping operations the state needs: a dict of
-    up to 5 entries costs 184 bytes (272 up to 10, and it does not shrink as invoices close)
-    and its keys would be a 65-byte string per invoice, where the id is already in the
-    invoice's record. A lookup by id scans, comparing bytes: a customer has a handful of open
-    invoices, and every event already walks them all.
+    ``invoices[invoice_id]``, ``invoices.get(invoice_id)`` and ``invoice_id in invoices``
+    work as on the dict of invoices this replaces, and :meth:`values` returns the tuple
+    itself; iterating gives the invoices (as ``values()`` did). A dict of up to 5 entries
+    costs 184 bytes (272 up to 10, and it does not shrink as invoices close) and each key
+    would be a 65-byte string, where the id is already in the invoice's record; a tuple
+    costs 40 bytes and 8 per invoice, and ``len`` and iteration, which run several times per
+    event, stay calls into C. A lookup by id scans, comparing bytes: a customer has a
+    handful of open invoices, and every event already walks them all.
+
+    Immutable, as a tuple: the state functions replace ``state.invoices`` with
+    :meth:`adding` and :meth:`without`.
     """
 
-    __slots__ = ("in_order",)
+    __slots__ = ()
 
-    def __init__(self, invoices: Iterable[Invoice] = ()) -> None:
-        self.in_order: tuple[Invoice, ...] = tuple(invoices)
-        """The invoices, oldest issue first: what the passes that run on every event loop
-        over (an attribute, where ``values()`` is a call)."""
-
-    def values(self) -> tuple[Invoice, ...]:
-        return self.in_order
+    def values(self) -> OpenInvoices:
+        return self
 
     def keys(self) -> list[str]:
-        return [inv.invoice_id for inv in self.in_order]
+        return [inv.invoice_id for inv in self]
 
     def items(self) -> list[tuple[str, Invoice]]:
-        return [(inv.invoice_id, inv) for inv in self.in_order]
+        return [(inv.invoice_id, inv) for inv in self]
 
     def get(self, invoice_id: str) -> Invoice | None:
-        return self._find(invoice_id)
-
-    def add(self, invoice: Invoice) -> None:
-        """Append an invoice whose id the caller knows is not here yet."""
-        self.in_order += (invoice,)
-
-    def remove(self, invoice: Invoice) -> None:
-        """Drop this invoice (the object itself, found by identity)."""
-        items = self.in_order
-        for i, inv in enumerate(items):
-            if inv is invoice:
-                self.in_order = items[:i] + items[i + 1:]
-                return
-
-    def _find(self, invoice_id: str) -> Invoice | None:
         """The invoice with this id, newest first: the processor looks up the invoice it
-        has just issued, payments the oldest ones (a handful either way)."""
+        has just issued, payments usually the oldest ones (a handful either way)."""
         raw = invoice_id.encode()
         if len(raw) > 255:  # too long to be stored, so not here
             return None
         tag = _BYTE[len(raw)] + raw  # as records store it: with its length, so a match is exact
-        for inv in reversed(self.in_order):
+        for inv in reversed(self):
             if inv.packed.startswith(tag, _ID_AT):
                 return inv
         return None
 
-    def __getitem__(self, invoice_id: str) -> Invoice:
-        inv = self._find(invoice_id)
+    def adding(self, invoice: Invoice) -> OpenInvoices:
+        """These invoices and ``invoice`` (whose id the caller knows is not here yet)."""
+        return OpenInvoices((*self, invoice))
+
+    def without(self, invoice: Invoice) -> OpenInvoices:
+        """These invoices but ``invoice`` (the object itself, found by identity)."""
+        return OpenInvoices(inv for inv in self if inv is not invoice)
+
+    @overload
+    def __getitem__(self, key: SupportsIndex) -> Invoice: ...
+
+    @overload
+    def __getitem__(self, key: slice) -> tuple[Invoice, ...]: ...
+
+    @overload
+    def __getitem__(self, key: str) -> Invoice: ...
+
+    def __getitem__(self, key: SupportsIndex | slice | str) -> Invoice | tuple[Invoice, ...]:
+        """By id (a string), or by position as for any tuple."""
+        if not isinstance(key, str):
+            return super().__getitem__(key)
+        inv = self.get(key)
         if inv is None:
-            raise KeyError(invoice_id)
+            raise KeyError(key)
         return inv
 
-    def __setitem__(self, invoice_id: str, invoice: Invoice) -> None:
-        if invoice.invoice_id != invoice_id:
-            raise ValueError(f"invoice {invoice.invoice_id} stored as {invoice_id}")
-        old = self._find(invoice_id)
-        if old is None:
-            self.add(invoice)
-        else:
-            self.in_order = tuple(invoice if inv is old else inv for inv in self.in_order)
-
-    def __delitem__(self, invoice_id: str) -> None:
-        self.remove(self[invoice_id])
-
     def __contains__(self, invoice_id: object) -> bool:
-        return isinstance(invoice_id, str) and self._find(invoice_id) is not None
-
-    def __iter__(self) -> Iterator[str]:
-        return iter(self.keys())
-
-    def __len__(self) -> int:
-        return len(self.in_order)
+        """Whether an invoice with this id is open (ids, not invoices, as for a dict)."""
+        return isinstance(invoice_id, str) and self.get(invoice_id) is not None
 
     def __eq__(self, other: object) -> bool:
-        """Equal to open invoices, or to any mapping, with the same ids and invoices."""
+        """Equal to the same invoices in the same order, or to a mapping of them by id."""
         if isinstance(other, OpenInvoices):
-            return self.in_order == other.in_order
+            return tuple.__eq__(self, other)
         if isinstance(other, Mapping):
             return dict(self.items()) == dict(other.items())
         return NotImplemented
 
-    __hash__ = None  # type: ignore[assignment]
+    def __ne__(self, other: object) -> bool:
+        equal = self.__eq__(other)
+        return equal if equal is NotImplemented else not equal
+
+    __hash__ = None  # type: ignore[assignment]  # holds mutable invoices
 
     def __repr__(self) -> str:
-        return f"OpenInvoices({list(self.in_order)!r})"
+        return f"OpenInvoices({list(self)!r})"
+
+
+NO_INVOICES = OpenInvoices()
+"""Shared by every state without open invoices (immutable)."""
 
 
 _BITS = tuple(1 << i for i in range(255))
@@ -458,60 +457,142 @@ class Held:
 NO_HELD: tuple[Held, ...] = ()
 
 
-@dataclass(slots=True)
+_ALERT_TIMES = struct.Struct("<3d")
+_NEVER = math.nan
+"""The time of an alert kind never raised, in :attr:`CustomerState.alerts`."""
+
+STATE_FIELDS = (
+    "customer_id", "currency", "invoices", "closed", "seen", "held", "credit", "credit_at",
+    "billed", "received", "adjusted", "n_invoices", "n_paid", "n_labels", "n_late",
+    "n_partial", "n_disputes", "sum_days_late", "sum_days_late_w", "sum_w", "sum_days_to_pay",
+    "sum_terms_days", "ewma_days_late", "recent", "first_seen", "last_event", "last_payment",
+    "band", "p", "p_hist", "alert_at", "offsets",
+)
+"""A state's fields, as :class:`CustomerState` takes them (the changelog's readable shape)."""
+
+
 class CustomerState:
-    """Everything arscore knows about one customer. Bounded in size whatever the history."""
+    """Everything arscore knows about one customer. Bounded in size whatever the history.
 
-    customer_id: str
-    currency: str | None = None
-    invoices: OpenInvoices = field(default_factory=OpenInvoices)
-    closed: bytes = b""
-    """Ring of :func:`id_key` of recently closed invoices (see :func:`ring_add`)."""
-    seen: bytes = b""
-    """Ring of :func:`id_key` of recently applied event ids, for duplicates."""
-    held: tuple[Held, ...] = NO_HELD
-    """Rarely used, so a tuple: the empty one is shared (a list would cost 56 bytes each)."""
-    credit: int = 0
-    credit_at: float = 0.0
-    # ledger totals: the conservation invariant is stated over these
-    billed: int = 0
-    received: int = 0
-    adjusted: int = 0
-    # behaviour aggregates (all history, bounded size)
-    n_invoices: int = 0
-    n_paid: int = 0
-    n_labels: int = 0
-    n_late: int = 0
-    n_partial: int = 0
-    n_disputes: int = 0
-    sum_days_late: float = 0.0
-    sum_days_late_w: float = 0.0
-    sum_w: float = 0.0
-    sum_days_to_pay: float = 0.0
-    sum_terms_days: float = 0.0
-    ewma_days_late: float = 0.0
-    recent: array = field(default_factory=lambda: array("d"))  # type: ignore[type-arg]
-    first_seen: float = 0.0
-    last_event: float = 0.0
-    last_payment: float = 0.0
-    # score and alert memory
-    band: int = 0
-    p: float = -1.0
-    p_hist: tuple[float, ...] = ()
-    """Recent (time, p_late) pairs, flattened: ``(t0, p0, t1, p1, ...)`` (see alerts.track_p)."""
-    alert_at: dict[str, float] | None = None
-    """Last time each alert kind was raised; None until the first (an empty dict is 64 bytes)."""
-    # idempotency: highest source offset applied, per input partition
-    offsets: dict[str, int] | None = None
-    """None until an event with a source position is applied (replays of files have none)."""
+    The constructor takes :data:`STATE_FIELDS`, all read and written as attributes; a few
+    are kept packed (the slots listed in :data:`STORED_FIELDS` differ from them there).
+    """
 
-    def __post_init__(self) -> None:
-        if self.currency is not None:  # as touch() does: decoded codes are new strings each time
-            self.currency = sys.intern(self.currency)
+    __slots__ = (
+        "adjusted",
+        "alerts",
+        "band",
+        "billed",
+        "closed",
+        "credit",
+        "credit_at",
+        "currency",
+        "customer_id",
+        "ewma_days_late",
+        "first_seen",
+        "held",
+        "invoices",
+        "last_event",
+        "last_payment",
+        "n_disputes",
+        "n_invoices",
+        "n_labels",
+        "n_late",
+        "n_paid",
+        "n_partial",
+        "offsets",
+        "p",
+        "p_hist",
+        "received",
+        "recent",
+        "seen",
+        "sum_days_late",
+        "sum_days_late_w",
+        "sum_days_to_pay",
+        "sum_terms_days",
+        "sum_w",
+    )
+
+    def __init__(self, customer_id: str, currency: str | None = None,
+                 invoices: Iterable[Invoice] = NO_INVOICES, closed: bytes = b"", seen: bytes = b"",
+                 held: tuple[Held, ...] = NO_HELD, credit: int = 0, credit_at: float = 0.0,
+                 billed: int = 0, received: int = 0, adjusted: int = 0, n_invoices: int = 0,
+                 n_paid: int = 0, n_labels: int = 0, n_late: int = 0, n_partial: int = 0,
+                 n_disputes: int = 0, sum_days_late: float = 0.0, sum_days_late_w: float = 0.0,
+                 sum_w: float = 0.0, sum_days_to_pay: float = 0.0, sum_terms_days: float = 0.0,
+                 ewma_days_late: float = 0.0, recent: Sequence[float] = (),
+                 first_seen: float = 0.0, last_event: float = 0.0, last_payment: float = 0.0,
+                 band: int = 0, p: float = -1.0, p_hist: tuple[float, ...] = (),
+                 alert_at: Mapping[str, float] | None = None,
+                 offsets: dict[str, int] | None = None) -> None:
+        self.customer_id = customer_id
+        self.currency = None if currency is None else sys.intern(currency)  # as touch() does
+        self.invoices: OpenInvoices = (invoices if isinstance(invoices, OpenInvoices)
+                                       else OpenInvoices(invoices))
+        self.closed = closed
+        """Ring of :func:`id_key` of recently closed invoices (see :func:`ring_add`)."""
+        self.seen = seen
+        """Ring of :func:`id_key` of recently applied event ids, for duplicates."""
+        self.held = held
+        """Rarely used, so a tuple: the empty one is shared (a list would cost 56 bytes each)."""
+        self.credit, self.credit_at = credit, credit_at
+        # ledger totals: the conservation invariant is stated over these
+        self.billed, self.received, self.adjusted = billed, received, adjusted
+        # behaviour aggregates (all history, bounded size)
+        self.n_invoices, self.n_paid, self.n_labels = n_invoices, n_paid, n_labels
+        self.n_late, self.n_partial, self.n_disputes = n_late, n_partial, n_disputes
+        self.sum_days_late, self.sum_days_late_w, self.sum_w = sum_days_late, sum_days_late_w, sum_w
+        self.sum_days_to_pay, self.sum_terms_days = sum_days_to_pay, sum_terms_days
+        self.ewma_days_late = ewma_days_late
+        self.recent: array = array("d", recent)  # type: ignore[type-arg]
+        self.first_seen, self.last_event, self.last_payment = first_seen, last_event, last_payment
+        # score and alert memory
+        self.band, self.p = band, p
+        self.p_hist = p_hist
+        """Recent (time, p_late) pairs, flattened: ``(t0, p0, t1, p1, ...)`` (see alerts.track_p)."""
+        self.alerts: bytes | None = None
+        """When each of ``schemas.records.ALERT_KINDS`` was last raised (NaN: never), packed;
+        None until the first alert (a dict of them was 184 bytes and more)."""
+        self.alert_at = alert_at
+        # idempotency: highest source offset applied, per input partition
+        self.offsets = offsets
+        """None until an event with a source position is applied (replays of files have none)."""
+
+    @property
+    def alert_at(self) -> dict[str, float] | None:
+        """Last time each alert kind was raised, by kind; None until the first. A copy:
+        :meth:`note_alert` records one."""
+        if self.alerts is None:
+            return None
+        times = _ALERT_TIMES.unpack(self.alerts)
+        return {kind: t for kind, t in zip(ALERT_KINDS, times, strict=True) if t == t}  # NaN: never
+
+    @alert_at.setter
+    def alert_at(self, value: Mapping[str, float] | None) -> None:
+        if not value:
+            self.alerts = None
+            return
+        unknown = set(value) - set(ALERT_KINDS)
+        if unknown:
+            raise ValueError(f"unknown alert kinds {sorted(unknown)}")
+        self.alerts = _ALERT_TIMES.pack(*(value.get(kind, _NEVER) for kind in ALERT_KINDS))
+
+    def last_alert(self, kind: str) -> float | None:
+        """When an alert of this kind was last raised; None if never."""
+        if self.alerts is None:
+            return None
+        t: float = _ALERT_TIMES.unpack(self.alerts)[ALERT_KINDS.index(kind)]
+        return None if t != t else t  # NaN: never
+
+    def note_alert(self, kind: str, at: float) -> None:
+        """Remember that an alert of this kind was raised at ``at``."""
+        times = list(_ALERT_TIMES.unpack(self.alerts) if self.alerts else (_NEVER,) * 3)
+        times[ALERT_KINDS.index(kind)] = at
+        self.alerts = _ALERT_TIMES.pack(*times)
 
     @property
     def open_units(self) -> int:
-        return sum(inv.open for inv in self.invoices.values())
+        return sum(inv.open for inv in self.invoices)
 
     @property
     def unapplied_units(self) -> int:
@@ -521,6 +602,22 @@ class CustomerState:
         """The money invariant; true after any sequence of transitions."""
         lhs = self.billed - self.adjusted - self.received
         return lhs == self.open_units - self.credit - self.unapplied_units
+
+    def __eq__(self, other: object) -> bool:
+        """Equal when every stored field is (packed fields compare bit for bit)."""
+        if not isinstance(other, CustomerState):
+            return NotImplemented
+        return all(getattr(self, name) == getattr(other, name) for name in STORED_FIELDS)
+
+    __hash__ = None  # type: ignore[assignment]  # mutable
+
+    def __repr__(self) -> str:
+        fields = ", ".join(f"{name}={getattr(self, name)!r}" for name in STATE_FIELDS)
+        return f"CustomerState({fields})"
+
+
+STORED_FIELDS = CustomerState.__slots__
+"""What a state keeps: :data:`STATE_FIELDS`, except ``alerts`` for ``alert_at``."""
 
 
 # --- idempotency ---------------------------------------------------------------------
@@ -629,7 +726,7 @@ def _resolve(inv: Invoice, y: int, at: float, state: CustomerState) -> Label | N
 
 def _close(state: CustomerState, inv: Invoice, at: float, cfg: ScoringConfig,
            labels: list[Label], *, paid: bool) -> None:
-    state.invoices.remove(inv)
+    state.invoices = state.invoices.without(inv)
     state.closed = ring_add(state.closed, id_key(inv.invoice_id), cfg.history * 2)
     if paid:
         _record_paid(state, inv, at, cfg)
@@ -683,7 +780,7 @@ def issue_invoice(state: CustomerState, invoice_id: str, issued: float, due: flo
         raise Rejected("invoice amount must be positive")
     inv = Invoice(invoice_id, issued, due, units, units, p_late,
                   x if isinstance(x, bytes) else pack(x))
-    state.invoices.add(inv)
+    state.invoices = state.invoices.adding(inv)
     state.billed += units
     state.n_invoices += 1
     state.sum_terms_days += (due - issued) / DAY
@@ -790,7 +887,7 @@ def advance(state: CustomerState, now: float, cfg: ScoringConfig) -> tuple[list[
     labels: list[Label] = []
     went_overdue: list[Invoice] = []
     horizon = (cfg.grace_days + cfg.label_lateness_days) * DAY
-    for inv in state.invoices.in_order:
+    for inv in state.invoices:
         packed = inv.packed
         waits = _WAITS_FOR[packed[_FLAGS_AT]]
         if not waits:
@@ -810,7 +907,7 @@ def next_deadline(state: CustomerState, after: float, cfg: ScoringConfig) -> flo
     """The earliest event time after ``after`` at which :func:`advance` would change something."""
     horizon = (cfg.grace_days + cfg.label_lateness_days) * DAY
     best: float | None = None
-    for inv in state.invoices.in_order:
+    for inv in state.invoices:
         packed = inv.packed
         waits = _WAITS_FOR[packed[_FLAGS_AT]]
         if not waits:

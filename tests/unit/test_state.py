@@ -422,19 +422,31 @@ def test_a_truncated_record_is_refused() -> None:
 
 
 def test_open_invoices_find_ids_exactly_and_keep_issue_order() -> None:
-    invs = st.OpenInvoices()
+    invs = st.NO_INVOICES
     for inv_id in ("i1", "i10", "i100"):
-        invs[inv_id] = st.Invoice(inv_id, 1.0, 2.0, 1, 1, 0.5, None)
-    assert list(invs) == ["i1", "i10", "i100"] and len(invs) == 3
-    assert invs["i10"].invoice_id == "i10" and "i1" in invs and "i" not in invs
-    assert invs.get("i1000") is None and invs.get("x" * 300) is None and 3 not in invs
+        invs = invs.adding(st.Invoice(inv_id, 1.0, 2.0, 1, 1, 0.5, None))
+    assert invs.keys() == ["i1", "i10", "i100"] and len(invs) == 3 and st.NO_INVOICES == {}
+    assert invs["i10"].invoice_id == "i10" and invs[1] is invs["i10"] and list(invs) == list(invs.values())
+    assert "i1" in invs and "i" not in invs and 3 not in invs
+    assert invs.get("i1000") is None and invs.get("x" * 300) is None
     with pytest.raises(KeyError):
         invs["i2"]
-    replaced = st.Invoice("i10", 5.0, 6.0, 2, 2, 0.1, None)
-    invs["i10"] = replaced
-    assert invs.values() == (invs["i1"], replaced, invs["i100"])
-    with pytest.raises(ValueError):
-        invs["i2"] = replaced
-    del invs["i1"]
-    assert invs.keys() == ["i10", "i100"] and invs == {"i10": replaced, "i100": invs["i100"]}
-    assert invs != {"i10": replaced} and invs == st.OpenInvoices(invs.values())
+    fewer = invs.without(invs["i1"])
+    assert fewer.keys() == ["i10", "i100"] and len(invs) == 3  # a new tuple, this one unchanged
+    assert fewer == {"i10": invs["i10"], "i100": invs["i100"]} and fewer != {"i10": invs["i10"]}
+    assert fewer == st.OpenInvoices(fewer.values()) and fewer != invs and isinstance(fewer, tuple)
+
+
+def test_alert_times_are_kept_per_kind_and_read_as_the_dict_they_replace() -> None:
+    s = st.CustomerState("c1")
+    assert s.alert_at is None and s.last_alert("risk_spike") is None and s.alerts is None
+    s.note_alert("risk_spike", 10.0)
+    s.note_alert("entered_high_risk", 5.0)
+    s.note_alert("risk_spike", 12.5)
+    assert s.alert_at == {"entered_high_risk": 5.0, "risk_spike": 12.5}
+    assert s.last_alert("high_risk_overdue") is None and s.last_alert("risk_spike") == 12.5
+    assert st.CustomerState("c1", alert_at=s.alert_at) == s
+    s.alert_at = {}
+    assert s.alerts is None
+    with pytest.raises(ValueError, match="unknown alert kinds"):
+        s.alert_at = {"made_up": 1.0}
