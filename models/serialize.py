@@ -24,7 +24,6 @@ the packing read the same.
 from __future__ import annotations
 
 import base64
-from array import array
 from typing import Any
 
 import orjson
@@ -50,7 +49,7 @@ PACKED_VERSION = 3
 read (see :func:`state_from_record`)."""
 _RINGS = ("closed", "seen")
 """Packed id rings in memory, lists of ints in JSON as before."""
-_PACKED_BYTES = ("closed", "seen", "alerts")
+_PACKED_BYTES = ("closed", "seen", "history", "recent_scores", "alerts")
 """Stored fields that are bytes (or None), base64 in the packed shape."""
 
 
@@ -120,8 +119,6 @@ def _packed_default(value: Any) -> Any:
         return {name: getattr(value, name) for name in STORED_FIELDS}
     if isinstance(value, OpenInvoices):  # a tuple subclass: orjson leaves it to us
         return [inv.packed for inv in value]
-    if isinstance(value, array):
-        return value.tolist()
     raise TypeError(f"{type(value).__name__} is not part of a customer state")
 
 
@@ -150,10 +147,6 @@ def state_from_packed(d: dict[str, Any], version: int = PACKED_VERSION) -> Custo
             value = None if value is None else base64.b64decode(value)
         elif name == "held":
             value = tuple(Held(**h) for h in value)
-        elif name == "p_hist":
-            value = tuple(value)
-        elif name == "recent":
-            value = array("d", value)
         setattr(state, name, value)
     return state
 

@@ -61,9 +61,10 @@ if TYPE_CHECKING:
 class _Layout:
     """Named fixed-size fields packed back to back in one bytes record (little-endian, no
     padding, :mod:`struct` formats), read and written as attributes of the object that holds
-    the record in its ``packed`` slot."""
+    the record in its slot ``slot``."""
 
-    def __init__(self, *fields: tuple[str, str]) -> None:
+    def __init__(self, slot: str, *fields: tuple[str, str]) -> None:
+        self.slot = slot
         self.struct = struct.Struct("<" + "".join(fmt for _, fmt in fields))
         self.offsets: dict[str, int] = {}
         self.formats = dict(fields)
@@ -95,15 +96,15 @@ class _Layout:
         """
         cell = struct.Struct("<" + self.formats[name])
         read, write = cell.unpack_from, cell.pack
-        start = self.offsets[name]
+        slot, start = self.slot, self.offsets[name]
         end = start + cell.size
 
         def get(obj: Any) -> Any:
-            return read(obj.packed, start)[0]
+            return read(getattr(obj, slot), start)[0]
 
         def put(obj: Any, value: Any) -> None:
-            packed = obj.packed
-            obj.packed = packed[:start] + write(value) + packed[end:]
+            packed = getattr(obj, slot)
+            setattr(obj, slot, packed[:start] + write(value) + packed[end:])
 
         return property(get, put, doc=f"``{self.formats[name]}`` at byte {start} of the record")
 
@@ -136,7 +137,7 @@ LABELLED = 8
 LATE = 16
 """...and the outcome was late (``label`` is 1)."""
 
-_INVOICE = _Layout(("due", "d"), ("p_late", "d"), ("open", "q"), ("flags", "B"),
+_INVOICE = _Layout("packed", ("due", "d"), ("p_late", "d"), ("open", "q"), ("flags", "B"),
                    ("issued", "d"), ("last_paid", "d"), ("amount", "q"), ("payments", "I"),
                    ("id_length", "B"))
 """An invoice's record: these fields, then its id (ASCII, ``id_length`` bytes), then its
@@ -457,6 +458,22 @@ class Held:
 NO_HELD: tuple[Held, ...] = ()
 
 
+_HISTORY = _Layout("history", ("sum_days_late", "d"), ("sum_days_late_w", "d"), ("sum_w", "d"),
+                   ("sum_days_to_pay", "d"), ("sum_terms_days", "d"), ("ewma_days_late", "d"),
+                   ("first_seen", "d"), ("last_payment", "d"))
+"""A customer's history in numbers (:attr:`CustomerState.history`): these sums and times,
+then the outcomes of the last paid invoices (days late, oldest first), as doubles."""
+_DOUBLE = struct.Struct("<d")
+
+
+def _pack_doubles(values: Sequence[float]) -> bytes:
+    return struct.pack(f"<{len(values)}d", *values)
+
+
+def _unpack_doubles(raw: bytes, start: int = 0) -> tuple[float, ...]:
+    return struct.unpack_from(f"<{(len(raw) - start) // 8}d", raw, start)
+
+
 _ALERT_TIMES = struct.Struct("<3d")
 _NEVER = math.nan
 """The time of an alert kind never raised, in :attr:`CustomerState.alerts`."""
@@ -488,12 +505,10 @@ class CustomerState:
         "credit_at",
         "currency",
         "customer_id",
-        "ewma_days_late",
-        "first_seen",
         "held",
+        "history",
         "invoices",
         "last_event",
-        "last_payment",
         "n_disputes",
         "n_invoices",
         "n_labels",
@@ -502,15 +517,9 @@ class CustomerState:
         "n_partial",
         "offsets",
         "p",
-        "p_hist",
         "received",
-        "recent",
+        "recent_scores",
         "seen",
-        "sum_days_late",
-        "sum_days_late_w",
-        "sum_days_to_pay",
-        "sum_terms_days",
-        "sum_w",
     )
 
     def __init__(self, customer_id: str, currency: str | None = None,
@@ -541,15 +550,17 @@ class CustomerState:
         # behaviour aggregates (all history, bounded size)
         self.n_invoices, self.n_paid, self.n_labels = n_invoices, n_paid, n_labels
         self.n_late, self.n_partial, self.n_disputes = n_late, n_partial, n_disputes
-        self.sum_days_late, self.sum_days_late_w, self.sum_w = sum_days_late, sum_days_late_w, sum_w
-        self.sum_days_to_pay, self.sum_terms_days = sum_days_to_pay, sum_terms_days
-        self.ewma_days_late = ewma_days_late
-        self.recent: array = array("d", recent)  # type: ignore[type-arg]
-        self.first_seen, self.last_event, self.last_payment = first_seen, last_event, last_payment
+        self.history = (_HISTORY.struct.pack(sum_days_late, sum_days_late_w, sum_w, sum_days_to_pay,
+                                             sum_terms_days, ewma_days_late, first_seen,
+                                             last_payment) + _pack_doubles(recent))
+        """The sums, times and recent outcomes of :data:`_HISTORY`, packed: read and written
+        as the attributes of those names (a boxed float and its slot were 32 bytes each,
+        the array of outcomes 64 bytes and more)."""
+        self.last_event = last_event
         # score and alert memory
         self.band, self.p = band, p
-        self.p_hist = p_hist
-        """Recent (time, p_late) pairs, flattened: ``(t0, p0, t1, p1, ...)`` (see alerts.track_p)."""
+        self.recent_scores = _pack_doubles(p_hist)
+        """:attr:`p_hist`, packed."""
         self.alerts: bytes | None = None
         """When each of ``schemas.records.ALERT_KINDS`` was last raised (NaN: never), packed;
         None until the first alert (a dict of them was 184 bytes and more)."""
@@ -557,6 +568,34 @@ class CustomerState:
         # idempotency: highest source offset applied, per input partition
         self.offsets = offsets
         """None until an event with a source position is applied (replays of files have none)."""
+
+    sum_days_late: _Field[float] = _HISTORY.field("sum_days_late")
+    sum_days_late_w: _Field[float] = _HISTORY.field("sum_days_late_w")
+    sum_w: _Field[float] = _HISTORY.field("sum_w")
+    sum_days_to_pay: _Field[float] = _HISTORY.field("sum_days_to_pay")
+    sum_terms_days: _Field[float] = _HISTORY.field("sum_terms_days")
+    ewma_days_late: _Field[float] = _HISTORY.field("ewma_days_late")
+    first_seen: _Field[float] = _HISTORY.field("first_seen")
+    last_payment: _Field[float] = _HISTORY.field("last_payment")
+
+    @property
+    def recent(self) -> tuple[float, ...]:
+        """Days late of the last paid invoices (at most ``ScoringConfig.history``), oldest
+        first. A copy: :func:`_record_paid` adds to the history."""
+        return _unpack_doubles(self.history, _HISTORY.struct.size)
+
+    @recent.setter
+    def recent(self, values: Sequence[float]) -> None:
+        self.history = self.history[:_HISTORY.struct.size] + _pack_doubles(values)
+
+    @property
+    def p_hist(self) -> tuple[float, ...]:
+        """Recent (time, p_late) pairs, flattened: ``(t0, p0, t1, p1, ...)`` (see alerts.track_p)."""
+        return _unpack_doubles(self.recent_scores)
+
+    @p_hist.setter
+    def p_hist(self, values: Sequence[float]) -> None:
+        self.recent_scores = _pack_doubles(values)
 
     @property
     def alert_at(self) -> dict[str, float] | None:
@@ -617,7 +656,9 @@ class CustomerState:
 
 
 STORED_FIELDS = CustomerState.__slots__
-"""What a state keeps: :data:`STATE_FIELDS`, except ``alerts`` for ``alert_at``."""
+"""What a state keeps: :data:`STATE_FIELDS`, but ``history`` for the sums, times and
+outcomes of :data:`_HISTORY`, ``recent_scores`` for ``p_hist`` and ``alerts`` for
+``alert_at``."""
 
 
 # --- idempotency ---------------------------------------------------------------------
@@ -694,21 +735,24 @@ def touch(state: CustomerState, at: float, currency: str | None) -> None:
 
 
 def _record_paid(state: CustomerState, inv: Invoice, at: float, cfg: ScoringConfig) -> None:
+    """A paid invoice's outcome enters the customer's history (one new history record)."""
     due, issued, amount, payments = _read_paid(inv.packed)
     days_late = (at - due) / DAY
     late = max(0.0, days_late)
     w = amount / 10_000
     state.n_paid += 1
-    state.sum_days_late += late
-    state.sum_days_late_w += late * w
-    state.sum_w += w
-    state.sum_days_to_pay += max(0.0, (at - issued) / DAY)
-    state.ewma_days_late = 0.3 * late + 0.7 * state.ewma_days_late
     if payments > 1:
         state.n_partial += 1
-    state.recent.append(round(days_late, 3))
-    if len(state.recent) > cfg.history:
-        del state.recent[0]
+    history = state.history
+    (sum_days_late, sum_days_late_w, sum_w, sum_days_to_pay, sum_terms_days, ewma_days_late,
+     first_seen, last_payment) = _HISTORY.struct.unpack_from(history)
+    outcomes = history[_HISTORY.struct.size:] + _DOUBLE.pack(round(days_late, 3))
+    if len(outcomes) > 8 * cfg.history:
+        outcomes = outcomes[8:]
+    state.history = _HISTORY.struct.pack(
+        sum_days_late + late, sum_days_late_w + late * w, sum_w + w,
+        sum_days_to_pay + max(0.0, (at - issued) / DAY), sum_terms_days,
+        0.3 * late + 0.7 * ewma_days_late, first_seen, last_payment) + outcomes
 
 
 def _resolve(inv: Invoice, y: int, at: float, state: CustomerState) -> Label | None:

@@ -450,3 +450,17 @@ def test_alert_times_are_kept_per_kind_and_read_as_the_dict_they_replace() -> No
     assert s.alerts is None
     with pytest.raises(ValueError, match="unknown alert kinds"):
         s.alert_at = {"made_up": 1.0}
+
+
+def test_history_numbers_recent_outcomes_and_scores_read_as_fields() -> None:
+    numbers = {"sum_days_late": 1.5, "sum_days_late_w": -0.0, "sum_w": 2.25, "sum_days_to_pay": 3.0,
+               "sum_terms_days": 60.0, "ewma_days_late": 0.1 + 0.2, "first_seen": 1.7e9 + 0.5,
+               "last_payment": 1.7e9 + 9.0}
+    s = st.CustomerState("c1", recent=[-2.442, 2.174], p_hist=(1.0, 0.25, 2.0, 0.5), **numbers)
+    assert {name: getattr(s, name) for name in numbers} == numbers
+    assert s.recent == (-2.442, 2.174) and s.p_hist == (1.0, 0.25, 2.0, 0.5)
+    s.sum_w += 1.0
+    s.recent = (*s.recent[1:], 7.0)
+    s.p_hist = ()
+    assert (s.sum_w, s.first_seen, s.recent, s.p_hist) == (3.25, 1.7e9 + 0.5, (2.174, 7.0), ())
+    assert st.CustomerState("c1").recent == () and st.CustomerState("c1").p == -1.0
