@@ -21,7 +21,7 @@ from array import array
 from collections.abc import Callable, Iterable, Mapping, Sequence
 from dataclasses import dataclass
 from itertools import compress
-from typing import TYPE_CHECKING, Any, Generic, SupportsIndex, TypeVar, overload
+from typing import TYPE_CHECKING, Any, Generic, NamedTuple, SupportsIndex, TypeVar, overload
 
 from models.config import DAY, ScoringConfig
 from schemas.records import ALERT_KINDS
@@ -140,7 +140,7 @@ LATE = 16
 _INVOICE = _Layout("packed", ("due", "d"), ("p_late", "d"), ("open", "q"), ("flags", "B"),
                    ("issued", "d"), ("last_paid", "d"), ("amount", "q"), ("payments", "I"),
                    ("id_length", "B"))
-"""An invoice's record: these fields, then its id (ASCII, ``id_length`` bytes), then its
+"""An invoice's record: these fields, then its id (UTF-8, ``id_length`` bytes), then its
 packed snapshot (nothing once dropped). The fields every event's passes over the open
 invoices read come first, so that :data:`read_status` gets them in one call."""
 _FLAGS_AT = _INVOICE.offsets["flags"]
@@ -173,14 +173,6 @@ _WAITS_FOR = tuple(_waits_for(flags) for flags in range(256))
 """:func:`_waits_for` by flag byte: the deadline passes run on every event."""
 
 
-def _id_tag(invoice_id: str) -> bytes:
-    """The id as its record stores it: length byte, then the bytes."""
-    raw = invoice_id.encode()
-    if not 0 < len(raw) < 256:
-        raise ValueError(f"an invoice id must be 1-255 bytes, got {len(raw)}")
-    return _BYTE[len(raw)] + raw
-
-
 def _label_flags(label: int | None) -> int:
     if label is None:
         return 0
@@ -205,11 +197,14 @@ class Invoice:
                  last_paid: float = 0.0, overdue_noticed: bool = False) -> None:
         if x is not None and not x:
             raise ValueError("a packed snapshot is never empty (see pack)")
+        raw_id = invoice_id.encode()
+        if not 0 < len(raw_id) < 256:
+            raise ValueError(f"an invoice id must be 1-255 bytes, got {len(raw_id)}")
         flags = ((DISPUTED if disputed else 0) | (EVER_DISPUTED if ever_disputed else 0)
-                 | (OVERDUE_NOTICED if overdue_noticed else 0) | _label_flags(label))
-        tag = _id_tag(invoice_id)
+                 | (OVERDUE_NOTICED if overdue_noticed else 0)
+                 | (0 if label is None else _label_flags(label)))
         self.packed = (_INVOICE.struct.pack(due, p_late, open, flags, issued, last_paid, amount,
-                                            payments, len(tag) - 1) + tag[1:] + (x or b""))
+                                            payments, len(raw_id)) + raw_id + (x or b""))
 
     issued: _Field[float] = _INVOICE.field("issued")
     due: _Field[float] = _INVOICE.field("due")
@@ -343,7 +338,7 @@ class OpenInvoices(tuple[Invoice, ...]):
         if len(raw) > 255:  # too long to be stored, so not here
             return None
         tag = _BYTE[len(raw)] + raw  # as records store it: with its length, so a match is exact
-        for inv in reversed(self):
+        for inv in tuple.__getitem__(self, _NEWEST_FIRST):  # reversed() would call __getitem__
             if inv.packed.startswith(tag, _ID_AT):
                 return inv
         return None
@@ -354,7 +349,7 @@ class OpenInvoices(tuple[Invoice, ...]):
 
     def without(self, invoice: Invoice) -> OpenInvoices:
         """These invoices but ``invoice`` (the object itself, found by identity)."""
-        return OpenInvoices(inv for inv in self if inv is not invoice)
+        return OpenInvoices([inv for inv in self if inv is not invoice])
 
     @overload
     def __getitem__(self, key: SupportsIndex) -> Invoice: ...
@@ -396,6 +391,7 @@ class OpenInvoices(tuple[Invoice, ...]):
         return f"OpenInvoices({list(self)!r})"
 
 
+_NEWEST_FIRST = slice(None, None, -1)
 NO_INVOICES = OpenInvoices()
 """Shared by every state without open invoices (immutable)."""
 
@@ -466,12 +462,37 @@ then the outcomes of the last paid invoices (days late, oldest first), as double
 _DOUBLE = struct.Struct("<d")
 
 
+class HistoryNumbers(NamedTuple):
+    """The sums and times of a customer's history, as :attr:`CustomerState.history_numbers`
+    reads them in one call (each attribute of the state unpacks on its own)."""
+
+    sum_days_late: float
+    sum_days_late_w: float
+    sum_w: float
+    sum_days_to_pay: float
+    sum_terms_days: float
+    ewma_days_late: float
+    first_seen: float
+    last_payment: float
+
+
+_read_history = _HISTORY.struct.unpack_from
+
+
+_DOUBLES = [struct.Struct(f"<{n}d") for n in range(33)]
+"""Structs of 0 to 32 doubles: ``recent`` and ``p_hist`` are read on every score."""
+
+
+def _doubles(n: int) -> struct.Struct:
+    return _DOUBLES[n] if n < len(_DOUBLES) else struct.Struct(f"<{n}d")
+
+
 def _pack_doubles(values: Sequence[float]) -> bytes:
-    return struct.pack(f"<{len(values)}d", *values)
+    return _doubles(len(values)).pack(*values)
 
 
 def _unpack_doubles(raw: bytes, start: int = 0) -> tuple[float, ...]:
-    return struct.unpack_from(f"<{(len(raw) - start) // 8}d", raw, start)
+    return _doubles((len(raw) - start) >> 3).unpack_from(raw, start)
 
 
 _ALERT_TIMES = struct.Struct("<3d")
@@ -577,6 +598,11 @@ class CustomerState:
     ewma_days_late: _Field[float] = _HISTORY.field("ewma_days_late")
     first_seen: _Field[float] = _HISTORY.field("first_seen")
     last_payment: _Field[float] = _HISTORY.field("last_payment")
+
+    @property
+    def history_numbers(self) -> HistoryNumbers:
+        """The history's sums and times, all at once (for the features of every score)."""
+        return tuple.__new__(HistoryNumbers, _read_history(self.history))
 
     @property
     def recent(self) -> tuple[float, ...]:
