@@ -20,7 +20,6 @@ benchmark; the passes that run on every event read several packed fields in one 
 from __future__ import annotations
 
 import hashlib
-import math
 import struct
 import sys
 from array import array
@@ -406,9 +405,9 @@ class HistoryNumbers(NamedTuple):
 _read_history = _HISTORY.struct.unpack_from
 
 
-_ALERT_TIMES = struct.Struct("<3d")
-_NEVER = math.nan
-"""The time of an alert kind never raised, in :attr:`CustomerState.alerts`."""
+_ALERT = struct.Struct("<Bd")
+"""One entry of :attr:`CustomerState.alerts`: the kind (its index in ``ALERT_KINDS``) and
+the last time it was raised."""
 
 STATE_FIELDS = (
     "customer_id", "currency", "invoices", "closed", "seen", "held", "credit", "credit_at",
@@ -494,8 +493,8 @@ class CustomerState:
         self.recent_scores = pack_doubles(p_hist)
         """:attr:`p_hist`, packed."""
         self.alerts: bytes | None = None
-        """When each of ``schemas.records.ALERT_KINDS`` was last raised (NaN: never), packed;
-        None until the first alert (a dict of them was 184 bytes and more)."""
+        """The last time each alert kind was raised, in the order first raised (entries of
+        :data:`_ALERT`); None until the first alert (a dict of them was 184 bytes and more)."""
         self.alert_at = alert_at
         # idempotency: highest source offset applied, per input partition
         self.offsets = offsets
@@ -540,8 +539,7 @@ class CustomerState:
         :meth:`note_alert` records one."""
         if self.alerts is None:
             return None
-        times = _ALERT_TIMES.unpack(self.alerts)
-        return {kind: t for kind, t in zip(ALERT_KINDS, times, strict=True) if t == t}  # NaN: never
+        return {ALERT_KINDS[k]: t for k, t in _ALERT.iter_unpack(self.alerts)}
 
     @alert_at.setter
     def alert_at(self, value: Mapping[str, float] | None) -> None:
@@ -551,20 +549,23 @@ class CustomerState:
         unknown = set(value) - set(ALERT_KINDS)
         if unknown:
             raise ValueError(f"unknown alert kinds {sorted(unknown)}")
-        self.alerts = _ALERT_TIMES.pack(*(value.get(kind, _NEVER) for kind in ALERT_KINDS))
+        self.alerts = b"".join(_ALERT.pack(ALERT_KINDS.index(kind), t) for kind, t in value.items())
 
     def last_alert(self, kind: str) -> float | None:
         """When an alert of this kind was last raised; None if never."""
-        if self.alerts is None:
-            return None
-        t: float = _ALERT_TIMES.unpack(self.alerts)[ALERT_KINDS.index(kind)]
-        return None if t != t else t  # NaN: never
+        if self.alerts is not None:
+            code = ALERT_KINDS.index(kind)
+            for k, t in _ALERT.iter_unpack(self.alerts):
+                if k == code:
+                    return float(t)
+        return None
 
     def note_alert(self, kind: str, at: float) -> None:
-        """Remember that an alert of this kind was raised at ``at``."""
-        times = list(_ALERT_TIMES.unpack(self.alerts) if self.alerts else (_NEVER,) * 3)
-        times[ALERT_KINDS.index(kind)] = at
-        self.alerts = _ALERT_TIMES.pack(*times)
+        """Remember that an alert of this kind was raised at ``at`` (a kind keeps the place
+        where it was first raised, as it did in the dict this replaces)."""
+        times = self.alert_at or {}
+        times[kind] = at
+        self.alert_at = times
 
     @property
     def open_units(self) -> int:

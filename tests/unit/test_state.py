@@ -444,6 +444,7 @@ def test_alert_times_are_kept_per_kind_and_read_as_the_dict_they_replace() -> No
     s.note_alert("entered_high_risk", 5.0)
     s.note_alert("risk_spike", 12.5)
     assert s.alert_at == {"entered_high_risk": 5.0, "risk_spike": 12.5}
+    assert list(s.alert_at) == ["risk_spike", "entered_high_risk"]  # first raised first, as in a dict
     assert s.last_alert("high_risk_overdue") is None and s.last_alert("risk_spike") == 12.5
     assert st.CustomerState("c1", alert_at=s.alert_at) == s
     s.alert_at = {}
