@@ -105,18 +105,16 @@ BYTE = tuple(bytes((i,)) for i in range(256))
 """Every one-byte bytes object, by value."""
 
 _DOUBLES = [struct.Struct(f"<{n}d") for n in range(33)]
-"""Structs of 0 to 32 doubles, made once."""
-
-
-def _doubles(n: int) -> struct.Struct:
-    return _DOUBLES[n] if n < len(_DOUBLES) else struct.Struct(f"<{n}d")
+"""Structs of 0 to 32 doubles, made once (recent outcomes and scores are read per score)."""
 
 
 def pack_doubles(values: Sequence[float]) -> bytes:
     """Floats as little-endian doubles (exact)."""
-    return _doubles(len(values)).pack(*values)
+    n = len(values)
+    return (_DOUBLES[n] if n < 33 else struct.Struct(f"<{n}d")).pack(*values)
 
 
 def unpack_doubles(raw: bytes, start: int = 0) -> tuple[float, ...]:
     """Inverse of :func:`pack_doubles`, from byte ``start`` of ``raw`` to its end."""
-    return _doubles((len(raw) - start) >> 3).unpack_from(raw, start)
+    n = (len(raw) - start) >> 3
+    return (_DOUBLES[n] if n < 33 else struct.Struct(f"<{n}d")).unpack_from(raw, start)
