@@ -73,7 +73,7 @@ def track_p(state: CustomerState, p: float, now: float, cfg: ScoringConfig) -> f
 
 
 def _cooling(state: CustomerState, kind: str, now: float, cfg: ScoringConfig) -> bool:
-    last = state.alert_at.get(kind) if state.alert_at else None
+    last = state.last_alert(kind)
     return last is not None and now - last < cfg.alert_cooldown_days * DAY
 
 
@@ -100,9 +100,6 @@ def decide(state: CustomerState, *, prev_band: int, band: int, p: float, low: fl
                                      f"{inv.invoice_id} go past due", inv.invoice_id))
             break
     kept = [d for d in drafts if not _cooling(state, d.kind, now, cfg)]
-    if kept:
-        alert_at = state.alert_at if state.alert_at is not None else {}
-        for d in kept:
-            alert_at[d.kind] = now
-        state.alert_at = alert_at
+    for d in kept:
+        state.note_alert(d.kind, now)
     return kept

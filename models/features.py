@@ -12,7 +12,7 @@ from array import array
 from collections.abc import Sequence
 
 from models.config import DAY, ScoringConfig
-from models.state import CustomerState, Invoice
+from models.state import DISPUTED, CustomerState, Invoice, read_status
 
 FEATURE_NAMES: tuple[str, ...] = (
     "history_log",          # log1p(resolved invoices)
@@ -65,12 +65,11 @@ class OpenBook:
         b0 = b1 = b2 = b3 = b4 = 0
         max_dpd = 0.0
         at_risk = 0.0
-        for inv in state.invoices.values():  # the body is add()'s, inlined: this is hot
-            units = inv.open
-            due = inv.due
+        for inv in state.invoices:  # the body is add()'s, inlined: this is hot
+            due, p_late, units, flags = read_status(inv.packed)
             total += units
-            at_risk += units * (1.0 if now > due + horizon else inv.p_late)
-            if inv.disputed:
+            at_risk += units * (1.0 if now > due + horizon else p_late)
+            if flags & DISPUTED:
                 disputed += 1
             if now > due:
                 overdue += units
@@ -105,11 +104,10 @@ class OpenBook:
     def add(self, inv: Invoice) -> None:
         """Count one more invoice, as if it had come last in the pass (same arithmetic)."""
         now = self.now
-        units = inv.open
-        due = inv.due
+        due, p_late, units, flags = read_status(inv.packed)
         self.open += units
-        self.at_risk += units * (1.0 if now > due + self.horizon else inv.p_late)
-        if inv.disputed:
+        self.at_risk += units * (1.0 if now > due + self.horizon else p_late)
+        if flags & DISPUTED:
             self.disputed += 1
         if now > due:
             self.overdue += units
@@ -153,22 +151,23 @@ def feature_list(state: CustomerState, now: float, cfg: ScoringConfig, amount: i
     if same is None:
         k = 2.0  # pseudo-count of the prior
         n_labels = s.n_labels
+        h = s.history_numbers  # packed: read at once
         recent = s.recent
         last3 = recent[-3:]
         mean3 = sum(last3) / len(last3) if last3 else 0.0
         head = [
             math.log1p(n_labels),
             (s.n_late + k * cfg.prior_late_rate) / (n_labels + k),
-            s.sum_days_late / n_paid if n_paid else 0.0,
-            s.sum_days_late_w / s.sum_w if s.sum_w else 0.0,
+            h.sum_days_late / n_paid if n_paid else 0.0,
+            h.sum_days_late_w / h.sum_w if h.sum_w else 0.0,
             mean3,
-            s.ewma_days_late,
+            h.ewma_days_late,
             mean3 - sum(recent[:-3]) / (len(recent) - 3) if len(recent) > 3 else 0.0,
-            s.sum_days_to_pay / n_paid if n_paid else 0.0,
+            h.sum_days_to_pay / n_paid if n_paid else 0.0,
         ]
         partial = s.n_partial / n_paid if n_paid else 0.0
-        tenure = math.log1p(max(0.0, now - s.first_seen) / DAY) if s.first_seen else 0.0
-        since = math.log1p(max(0.0, now - s.last_payment) / DAY) if s.last_payment else 0.0
+        tenure = math.log1p(max(0.0, now - h.first_seen) / DAY) if h.first_seen else 0.0
+        since = math.log1p(max(0.0, now - h.last_payment) / DAY) if h.last_payment else 0.0
     else:
         head = list(same[:8])
         partial, tenure, since = same[17], same[22], same[23]

@@ -35,7 +35,13 @@ from models.model import OnlineModel
 from models.processor import DUPLICATE, OK, REJECTED, Step
 from models.replay import merged_metrics, rejected_letter
 from models.scoring import priority_units
-from models.serialize import dumps_packed, state_from_dict, state_from_packed, state_to_dict
+from models.serialize import (
+    PACKED_VERSION,
+    dumps_packed,
+    state_from_dict,
+    state_from_record,
+    state_to_dict,
+)
 from models.state import CustomerState
 from schemas.codec import DecodeError, dumps, loads
 from schemas.events import Event, decode_event
@@ -98,7 +104,7 @@ class _StateCodec(codecs.Codec):
                           "stream_time": obj.stream_time if math.isfinite(obj.stream_time)
                           else None, "resume": obj.resume})
         if isinstance(obj, StateRecord):
-            return dumps_packed({"batch": obj.batch, "v": 2, "state": obj.state})
+            return dumps_packed({"batch": obj.batch, "v": PACKED_VERSION, "state": obj.state})
         return dumps(state_to_dict(obj))
 
     def _loads(self, s: bytes) -> Any:
@@ -108,9 +114,8 @@ class _StateCodec(codecs.Codec):
             return Commit(doc["commit"], doc["partition"], base64.b64decode(doc["model"]),
                           -math.inf if st is None else float(st),
                           doc["resume"], doc.get("seq", 0), doc.get("generation", 0))
-        if "batch" in doc:  # v2: the packed shape; earlier records: the readable one
-            read = state_from_packed if doc.get("v") == 2 else state_from_dict
-            return StateRecord(doc["batch"], read(doc["state"]))
+        if "batch" in doc:  # a packed shape, tagged with its version; earlier: the readable one
+            return StateRecord(doc["batch"], state_from_record(doc["state"], doc.get("v")))
         return state_from_dict(doc)
 
 

@@ -76,7 +76,7 @@ def test_open_book_matches_the_separate_functions_and_adds_like_a_pass(
             continue
         *_, last = s.invoices.values()
         fewer = copy.deepcopy(s)
-        del fewer.invoices[last.invoice_id]
+        fewer.invoices = fewer.invoices.without(fewer.invoices[last.invoice_id])
         grown = OpenBook(fewer, now, CFG.grace_days)
         grown.add(last)
         assert [getattr(grown, k) for k in OpenBook.__slots__] == \

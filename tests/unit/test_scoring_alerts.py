@@ -162,7 +162,7 @@ def test_alert_ids_repeat_for_the_same_trigger_across_runs() -> None:
 
 def test_priority_is_open_times_p_with_p_one_past_due_plus_grace() -> None:
     s = st.CustomerState("c1")
-    s.invoices = {"a": inv("a", due=30, amount=100, p=0.2), "b": inv("b", due=10, amount=50, p=0.4)}
+    s.invoices = st.OpenInvoices([inv("a", due=30, amount=100, p=0.2), inv("b", due=10, amount=50, p=0.4)])
     s.invoices["a"].open = units(60)
     assert priority_units(s, ts(5), CFG) == round(units(60) * 0.2 + units(50) * 0.4)
     assert priority_units(s, ts(15), CFG) == round(units(60) * 0.2 + units(50) * 0.4)  # at grace

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import base64
 from collections.abc import Callable
 
 import orjson
@@ -17,8 +18,14 @@ from helpers import (
 )
 from hypothesis import given, settings
 
-from models.serialize import dumps_packed, state_from_dict, state_from_packed, state_to_dict
-from models.state import CustomerState, Held, ring_ids
+from models.serialize import (
+    dumps_packed,
+    state_from_dict,
+    state_from_packed,
+    state_from_record,
+    state_to_dict,
+)
+from models.state import INVOICE_FIELDS, CustomerState, Held, ring_ids
 
 
 def through_json(s: CustomerState) -> CustomerState:
@@ -49,7 +56,7 @@ def test_rich_state_round_trips_through_json() -> None:
     assert state_to_dict(back) == state_to_dict(s)
     assert isinstance(back.seen, bytes) and isinstance(back.closed, bytes)
     assert state_to_dict(back)["seen"] == ring_ids(s.seen)
-    assert back.recent.typecode == "d"
+    assert back.recent == s.recent and isinstance(back.history, bytes)
     assert isinstance(back.invoices["i3"].x, bytes)  # packed in memory, 25 floats in JSON
     assert back.invoices["i3"].snapshot == s.invoices["i3"].snapshot
     assert isinstance(back.p_hist, tuple) and len(back.p_hist) % 2 == 0
@@ -88,10 +95,32 @@ def test_rich_state_round_trips_through_the_packed_shape() -> None:
     back = through_packed(s)
     assert back == s
     assert isinstance(back.seen, bytes) and back.seen == s.seen
-    assert back.recent.typecode == "d" and isinstance(back.p_hist, tuple)
+    assert back.history == s.history and back.recent_scores == s.recent_scores
     assert isinstance(back.invoices["i3"].x, bytes) and back.invoices["i3"].x == s.invoices["i3"].x
     assert isinstance(back.held[0], Held)
     assert state_to_dict(back) == state_to_dict(s)
+
+
+def v2_shape(s: CustomerState) -> dict:  # type: ignore[type-arg]
+    """The packed shape as version 2 wrote it (orjson walking the dataclasses it had then)."""
+    def b64(raw: bytes) -> str:
+        return base64.b64encode(raw).decode()
+
+    doc = state_to_dict(s)
+    doc["invoices"] = {inv.invoice_id: {f: getattr(inv, f) for f in INVOICE_FIELDS}
+                       for inv in s.invoices.values()}
+    for row in doc["invoices"].values():
+        row["x"] = None if row["x"] is None else b64(row["x"])
+    doc["closed"], doc["seen"] = b64(s.closed), b64(s.seen)
+    doc["held"] = [{"invoice_ids": h.invoice_ids, "units": h.units, "received": h.received}
+                   for h in s.held]
+    doc["p_hist"] = list(s.p_hist)
+    doc["alert_at"], doc["offsets"] = s.alert_at, s.offsets
+    return doc
+
+
+def through_v2(s: CustomerState) -> CustomerState:
+    return state_from_record(orjson.loads(orjson.dumps(v2_shape(s))), 2)
 
 
 def test_packed_shape_keeps_defaults_and_refuses_foreign_values() -> None:
@@ -101,7 +130,8 @@ def test_packed_shape_keeps_defaults_and_refuses_foreign_values() -> None:
         dumps_packed({"state": object()})
 
 
-@pytest.mark.parametrize("through", [through_json, through_packed], ids=["readable", "packed"])
+@pytest.mark.parametrize("through", [through_json, through_packed, through_v2],
+                         ids=["readable", "packed", "v2"])
 @settings(max_examples=100, deadline=None)
 @given(events=customer_events())
 def test_round_trip_of_states_from_random_sequences(

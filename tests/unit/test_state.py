@@ -372,3 +372,96 @@ def test_any_event_sequence_conserves_money(events: list) -> None:  # type: igno
         assert s.conserved(), (event, s)
         assert all(0 < inv.open <= inv.amount for inv in s.invoices.values())
         assert s.credit >= 0 and all(h.units > 0 for h in s.held)
+
+
+# --- packed records -----------------------------------------------------------------------
+
+INVOICE_VALUES = {"invoice_id": "INV-7", "issued": 1.5e9 + 0.25, "due": 1.5e9 + 86_400.5,
+                  "amount": 10**16, "open": 10**16 - 1, "p_late": 0.1 + 0.2, "x": st.pack([0.0, -0.0, 2.5]),
+                  "label": 1, "disputed": True, "ever_disputed": True, "payments": 3,
+                  "last_paid": 1.5e9 + 7.0, "overdue_noticed": True}
+
+
+def test_an_invoice_record_keeps_every_field_exactly() -> None:
+    inv = st.Invoice(**INVOICE_VALUES)
+    assert {name: getattr(inv, name) for name in st.INVOICE_FIELDS} == INVOICE_VALUES
+    assert st.Invoice.from_packed(inv.packed) == inv
+    bare = st.Invoice("i", 1.0, 2.0, 3, 3, 0.5, None)
+    flags = (bare.label, bare.disputed, bare.ever_disputed, bare.overdue_noticed)
+    assert flags == (None, False, False, False)
+    assert (bare.payments, bare.last_paid, bare.x, bare.snapshot) == (0, 0.0, None, None)
+
+
+def test_invoice_fields_are_written_one_at_a_time() -> None:
+    inv = st.Invoice(**{**INVOICE_VALUES, "label": None, "disputed": False, "x": None})
+    inv.open, inv.disputed, inv.label, inv.x = 5, True, 0, st.pack([1.0])
+    assert (inv.open, inv.disputed, inv.ever_disputed, inv.label) == (5, True, True, 0)
+    assert list(inv.snapshot or []) == [1.0]
+    inv.ever_disputed, inv.label, inv.x = False, None, None
+    assert (inv.disputed, inv.ever_disputed, inv.label, inv.x) == (True, False, None, None)
+    assert inv.invoice_id == "INV-7" and inv.amount == 10**16  # the rest untouched
+
+
+def test_paying_and_resolving_an_invoice() -> None:
+    inv = st.Invoice("i", 1.0, 2.0, 100, 100, 0.5, st.pack([3.0]))
+    assert inv.pay(30, 9.0) == (30, 70) and inv.pay(200, 5.0) == (70, 0) and inv.pay(1, 10.0) == (0, 0)
+    assert (inv.open, inv.payments, inv.last_paid) == (0, 2, 9.0)
+    assert inv.resolve(1) == st.pack([3.0]) and (inv.label, inv.x) == (1, None)
+
+
+@pytest.mark.parametrize("bad", [{"invoice_id": ""}, {"invoice_id": "i" * 256}, {"x": b""},
+                                 {"label": 2}])
+def test_invoice_values_a_record_cannot_hold_are_refused(bad: dict) -> None:  # type: ignore[type-arg]
+    with pytest.raises(ValueError):
+        st.Invoice(**{**INVOICE_VALUES, **bad})
+
+
+def test_a_truncated_record_is_refused() -> None:
+    with pytest.raises(ValueError, match="not an invoice record"):
+        st.Invoice.from_packed(st.Invoice(**INVOICE_VALUES).packed[:56])
+
+
+def test_open_invoices_find_ids_exactly_and_keep_issue_order() -> None:
+    invs = st.NO_INVOICES
+    for inv_id in ("i1", "i10", "i100"):
+        invs = invs.adding(st.Invoice(inv_id, 1.0, 2.0, 1, 1, 0.5, None))
+    assert invs.keys() == ["i1", "i10", "i100"] and len(invs) == 3 and st.NO_INVOICES == {}
+    assert invs["i10"].invoice_id == "i10" and invs[1] is invs["i10"] and list(invs) == list(invs.values())
+    assert "i1" in invs and "i" not in invs and 3 not in invs
+    assert invs.get("i1000") is None and invs.get("x" * 300) is None
+    with pytest.raises(KeyError):
+        invs["i2"]
+    fewer = invs.without(invs["i1"])
+    assert fewer.keys() == ["i10", "i100"] and len(invs) == 3  # a new tuple, this one unchanged
+    assert fewer == {"i10": invs["i10"], "i100": invs["i100"]} and fewer != {"i10": invs["i10"]}
+    assert fewer == st.OpenInvoices(fewer.values()) and fewer != invs and isinstance(fewer, tuple)
+
+
+def test_alert_times_are_kept_per_kind_and_read_as_the_dict_they_replace() -> None:
+    s = st.CustomerState("c1")
+    assert s.alert_at is None and s.last_alert("risk_spike") is None and s.alerts is None
+    s.note_alert("risk_spike", 10.0)
+    s.note_alert("entered_high_risk", 5.0)
+    s.note_alert("risk_spike", 12.5)
+    assert s.alert_at == {"entered_high_risk": 5.0, "risk_spike": 12.5}
+    assert list(s.alert_at) == ["risk_spike", "entered_high_risk"]  # first raised first, as in a dict
+    assert s.last_alert("high_risk_overdue") is None and s.last_alert("risk_spike") == 12.5
+    assert st.CustomerState("c1", alert_at=s.alert_at) == s
+    s.alert_at = {}
+    assert s.alerts is None
+    with pytest.raises(ValueError, match="unknown alert kinds"):
+        s.alert_at = {"made_up": 1.0}
+
+
+def test_history_numbers_recent_outcomes_and_scores_read_as_fields() -> None:
+    numbers = {"sum_days_late": 1.5, "sum_days_late_w": -0.0, "sum_w": 2.25, "sum_days_to_pay": 3.0,
+               "sum_terms_days": 60.0, "ewma_days_late": 0.1 + 0.2, "first_seen": 1.7e9 + 0.5,
+               "last_payment": 1.7e9 + 9.0}
+    s = st.CustomerState("c1", recent=[-2.442, 2.174], p_hist=(1.0, 0.25, 2.0, 0.5), **numbers)
+    assert {name: getattr(s, name) for name in numbers} == numbers
+    assert s.recent == (-2.442, 2.174) and s.p_hist == (1.0, 0.25, 2.0, 0.5)
+    s.sum_w += 1.0
+    s.recent = (*s.recent[1:], 7.0)
+    s.p_hist = ()
+    assert (s.sum_w, s.first_seen, s.recent, s.p_hist) == (3.25, 1.7e9 + 0.5, (2.174, 7.0), ())
+    assert st.CustomerState("c1").recent == () and st.CustomerState("c1").p == -1.0
