@@ -152,7 +152,7 @@ def feature_list(state: CustomerState, now: float, cfg: ScoringConfig, amount: i
         k = 2.0  # pseudo-count of the prior
         n_labels = s.n_labels
         h = s.history_numbers  # packed: read at once
-        recent = s.recent
+        recent = h.recent
         last3 = recent[-3:]
         mean3 = sum(last3) / len(last3) if last3 else 0.0
         head = [

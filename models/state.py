@@ -385,12 +385,14 @@ _HISTORY = Layout("history", ("sum_days_late", "d"), ("sum_days_late_w", "d"), (
                   ("first_seen", "d"), ("last_payment", "d"))
 """A customer's history in numbers (:attr:`CustomerState.history`): these sums and times,
 then the outcomes of the last paid invoices (days late, oldest first), as doubles."""
+_SUMS = len(_HISTORY.formats)
+"""How many sums and times open the history, before the recent outcomes."""
 _DOUBLE = struct.Struct("<d")
 
 
 class HistoryNumbers(NamedTuple):
-    """The sums and times of a customer's history, as :attr:`CustomerState.history_numbers`
-    reads them in one call (each attribute of the state unpacks on its own)."""
+    """A customer's history as :attr:`CustomerState.history_numbers` reads it in one call
+    (each attribute of the state unpacks on its own)."""
 
     sum_days_late: float
     sum_days_late_w: float
@@ -400,9 +402,7 @@ class HistoryNumbers(NamedTuple):
     ewma_days_late: float
     first_seen: float
     last_payment: float
-
-
-_read_history = _HISTORY.struct.unpack_from
+    recent: tuple[float, ...]
 
 
 _ALERT = struct.Struct("<Bd")
@@ -511,8 +511,10 @@ class CustomerState:
 
     @property
     def history_numbers(self) -> HistoryNumbers:
-        """The history's sums and times, all at once (for the features of every score)."""
-        return tuple.__new__(HistoryNumbers, _read_history(self.history))
+        """The history's sums, times and recent outcomes, all at once (for the features of
+        every score)."""
+        values = unpack_doubles(self.history)
+        return tuple.__new__(HistoryNumbers, (*values[:_SUMS], values[_SUMS:]))
 
     @property
     def recent(self) -> tuple[float, ...]:
