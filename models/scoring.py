@@ -151,15 +151,6 @@ _BY_NAME = tuple(sorted(range(len(FEATURE_NAMES)), key=FEATURE_NAMES.__getitem__
 """Feature indices in name order: a stable sort by weight then breaks ties by name."""
 
 
-def _explain(name: str, state: CustomerState, x: Sequence[float], now: float,
-             book: OpenBook | None) -> str | None:
-    """Plain words for one feature, from the state (never from model internals)."""
-    explainer = EXPLAINERS.get(name)
-    if explainer is None:
-        return None
-    return explainer(state, x[_IDX[name]], now, book or OpenBook(state, now, 0.0))
-
-
 def reasons(state: CustomerState, x: Sequence[float], now: float,
             contributions: Mapping[str, float] | Sequence[float] | None, cfg: ScoringConfig,
             limit: int = 3, book: OpenBook | None = None) -> tuple[Reason, ...]:

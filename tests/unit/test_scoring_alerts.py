@@ -234,13 +234,15 @@ def test_band_for_and_next_band_agree_going_up() -> None:
 
 def test_a_recent_payment_is_never_given_as_a_reason() -> None:
     """Seen in the demo: 'no payment for 0 days' when the feature's contribution was positive."""
-    from models.scoring import _explain
+    from models.features import OpenBook
+    from models.scoring import EXPLAINERS
 
     s, _ = run([invoice("c1", "i1", 100, 0, 30), payment("c1", 50, 10, "i1")])
     assert s is not None
-    x = features(s, ts(10), ScoringConfig())
-    assert _explain("days_since_payment_log", s, x, ts(10), None) is None
-    assert _explain("days_since_payment_log", s, x, ts(40), None) == "no payment for 30 days"
+    since = EXPLAINERS["days_since_payment_log"]
+    v = features(s, ts(10), ScoringConfig())[FEATURE_NAMES.index("days_since_payment_log")]
+    assert since(s, v, ts(10), OpenBook(s, ts(10), 5.0)) is None
+    assert since(s, v, ts(40), OpenBook(s, ts(40), 5.0)) == "no payment for 30 days"
 
 
 def test_reasons_rank_largest_first_ties_by_name_and_only_positive_pushes() -> None:
