@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import argparse
 import logging
+import sys
 from typing import Any
 
 from streams.cli import CliError
@@ -79,6 +80,7 @@ def serve(settings: Settings, log_level: str = "warning") -> int:
     worker = faust.Worker(service.app, loglevel=log_level.upper(), quiet=True,
                           redirect_stdouts=False, override_logging=False)
     tune_gc()
+    sys.setswitchinterval(settings.switch_interval_seconds)
     try:
         worker.execute_from_commandline()
     except SystemExit as exc:

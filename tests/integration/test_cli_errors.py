@@ -53,6 +53,15 @@ def test_unreachable_broker_is_one_line_bounded_and_nonzero(tmp_path: Path) -> N
     assert took < 20, took  # bounded by ARSCORE_CONNECT_TIMEOUT, not forever
 
 
+def test_a_bad_setting_is_one_line_and_nonzero(tmp_path: Path) -> None:
+    proc, _ = run_worker(unreachable_env(tmp_path, ARSCORE_SWITCH_INTERVAL_SECONDS="0"))
+    assert proc.returncode != 0
+    assert "Traceback" not in proc.stderr + proc.stdout
+    lines = [line for line in proc.stderr.splitlines() if line.strip()]
+    assert lines == ["arscore: ARSCORE_SWITCH_INTERVAL_SECONDS='0' is not valid: "
+                     "must be more than 0"], proc.stderr
+
+
 def test_sasl_password_never_printed(tmp_path: Path) -> None:
     env = unreachable_env(tmp_path, ARSCORE_SECURITY_PROTOCOL="SASL_PLAINTEXT",
                           ARSCORE_SASL_MECHANISM="PLAIN", ARSCORE_SASL_USERNAME="svc-arscore",
