@@ -49,6 +49,7 @@ from schemas.records import BANDS, DeadLetter, dead_letter, encode
 from streams.broker import faust_url
 from streams.health import HealthExporter
 from streams.metrics import Metrics
+from streams.outbox import Outbox
 from streams.settings import Settings
 from streams.transport import consumer_transport
 
@@ -248,6 +249,7 @@ class ScoringService:
         """Per partition and input source: the next offset the engine expects."""
         self.gap_seeks: dict[str, tuple[int, float, int]] = {}
         self.lock = asyncio.Lock()
+        self.outbox = Outbox(app)
         self.last_checkpoint = time.monotonic()
         self.portfolio_at = -math.inf
         self.cfg = s.scoring()
@@ -533,9 +535,10 @@ class ScoringService:
         """Commit every partition changed since its last commit: the outputs sent so far
         acknowledged first, then per partition its changed states and a commit record.
 
-        Records go straight to the producer (``app.producer.send``), not through Faust's
-        ``Topic.send`` / ``Table.send_changelog``: those wrap every record in channel and
-        future objects, which cost more than the scoring itself at this volume.
+        Records go straight to the producer in batches (:class:`~streams.outbox.Outbox`),
+        not through Faust's ``Topic.send`` / ``Table.send_changelog``: those wrap every
+        record in channel and future objects, which cost more than the scoring itself at
+        this volume.
         """
         partitions, self.uncommitted = self.uncommitted, set()
         self.committed_at = time.monotonic()
@@ -549,8 +552,9 @@ class ScoringService:
             if p in self.engines:
                 record = self.commit_record(p)
                 for key, value in self.engines[p][1].commit_records(record):
-                    await producer.send(topic, key, value, p, None, None)
+                    self.outbox.add(topic, key, value, p)
                 self.commits[p] = record
+        await self.outbox.send()
 
     @property
     def changelog_topic(self) -> str:
@@ -631,7 +635,7 @@ class ScoringService:
     async def emit(self, steps: list[Step], letters: list[DeadLetter]) -> None:
         """Send what a batch produced and count it (metrics are added once per batch)."""
         m, s = self.metrics, self.settings
-        send = self.app.producer.send
+        outbox = self.outbox
         outcomes: Counter[tuple[str, str]] = Counter()
         label_counts: Counter[int] = Counter()
         alert_counts: Counter[str] = Counter()
@@ -654,8 +658,7 @@ class ScoringService:
             if step.score is not None:
                 latest[step.customer_id] = step
             for alert in step.alerts:
-                await send(s.alerts_topic, step.customer_id.encode(), encode(alert), None,
-                           None, None)
+                outbox.add(s.alerts_topic, step.customer_id.encode(), encode(alert))
                 alert_counts[alert.kind] += 1
         # ar.scores is latest-per-customer: within one batch only a customer's last score
         # is sent (every alert is). The batch's commit flushes them before writing state.
@@ -664,7 +667,7 @@ class ScoringService:
         for customer_id, step in latest.items():
             score = step.score
             assert score is not None
-            await send(s.scores_topic, customer_id.encode(), encode(score), None, None, None)
+            outbox.add(s.scores_topic, customer_id.encode(), encode(score))
             bands[score.band] += 1
             m.p_late.observe(score.p_late)
             self.health.on_score(score.p_late)
@@ -672,7 +675,8 @@ class ScoringService:
                 m.latency.observe(max(0.0, sent_at - step.wall))
         for letter in letters:
             key = letter.customer_id.encode() if letter.customer_id else None
-            await send(s.deadletter_topic, key, encode(letter), None, None, None)
+            outbox.add(s.deadletter_topic, key, encode(letter))
+        await outbox.send()
         for (kind, outcome), n in outcomes.items():
             m.events.labels(kind, outcome).inc(n)
         for y, n in label_counts.items():

@@ -22,7 +22,7 @@ import time
 from pathlib import Path
 
 import pytest
-from conftest import end_offsets, kill_worker, wait_committed
+from conftest import end_offsets, kill_worker, placements, wait_committed
 from test_equivalence import REORDER, simulate
 from test_reliability_crash import (
     _diff,
@@ -134,6 +134,12 @@ def test_workers_join_leave_and_die_state_equals_replay(make_worker, tmp_path: P
     mismatched = [k for k in r_scores if k_scores[k] != r_scores[k]]
     assert not mismatched, [(k, _diff(k_scores[k], r_scores[k])) for k in mismatched[:3]]
     assert k_alerts == r_alerts
+    # every score sits where the default partitioner puts its key: ar.scores compacts per
+    # customer, and a consumer of one partition sees all of its customers' scores
+    placed = placements(c.settings, c.settings.scores_topic)
+    assert len(placed) >= len(k_scores)
+    assert {p for _, p in placed} == set(range(PARTITIONS))
+    assert [(k, p) for k, p in placed if p != partition_for(k, PARTITIONS)] == []
     print(f"rebalance: {len(lines)} events over {PARTITIONS} partitions, {len(states)} "
           f"customers; hand-over seconds {({k: round(v, 1) for k, v in handovers.items()})}; "
           "lost 0, applied twice 0")
