@@ -32,6 +32,7 @@ import threading
 import time
 import urllib.request
 import uuid
+from pathlib import Path
 from typing import Any
 
 from models.simulator import SimulationConfig, simulate
@@ -174,14 +175,25 @@ def latency(broker: EmbeddedBroker, lines: list[bytes], rate: float, seconds: fl
         n = int(rate * (warmup + seconds))
         routed = [(loads(raw)["event_id"], *route(raw, settings), raw)
                   for raw in lines[history:history + n]]
+        # the machine's two cores are shared by the worker, the broker and this process
+        # (producer + reader): what each used while the measured load ran is printed
+        assert broker.proc is not None
+        pids = {"worker": proc.pid, "broker": broker.proc.pid, "bench": os.getpid()}
+        first_measured = int(rate * warmup)
+        cpu_before: dict[str, float] = {}
         t0 = time.time()
         for i, (event_id, topic, key, raw) in enumerate(routed):
             due = t0 + i / rate
             delay = due - time.time()
             if delay > 0:
                 time.sleep(delay)
+            if i == first_measured:
+                cpu_before = {name: cpu_seconds(pid) for name, pid in pids.items()}
+                measured_from = time.time()
             sent[event_id] = time.time()
             prod.send(topic, key=key, value=raw)
+        cpu = (cpu_shares(pids, cpu_before, time.time() - measured_from) if cpu_before
+               else "n/a")
         prod.flush()
         time.sleep(5)
         stop.set()
@@ -197,10 +209,23 @@ def latency(broker: EmbeddedBroker, lines: list[bytes], rate: float, seconds: fl
         steady = [d for t, d, _ in series if t >= t0 + warmup]
         print(f"latency at {rate:,.0f} events/s offered for {warmup:g}s of warm-up, then "
               f"{seconds:g}s measured: {len(steady):,} scores, {_quantiles(steady)} "
-              f"(warm-up included: {len(lat):,} scores, {_quantiles(lat)})")
+              f"(warm-up included: {len(lat):,} scores, {_quantiles(lat)}); CPU while "
+              f"measured, % of one core: {cpu}")
     finally:
         proc.terminate()
         proc.wait(timeout=30)
+
+
+def cpu_seconds(pid: int) -> float:
+    """CPU time (user + system, every thread) a process has used so far (Linux /proc)."""
+    fields = Path(f"/proc/{pid}/stat").read_text().rpartition(")")[2].split()
+    return (int(fields[11]) + int(fields[12])) / os.sysconf("SC_CLK_TCK")
+
+
+def cpu_shares(pids: dict[str, int], before: dict[str, float], seconds: float) -> str:
+    """Each process's CPU since ``before``, as % of one core over ``seconds``."""
+    return ", ".join(f"{name} {(cpu_seconds(pid) - before[name]) / seconds:.0%}"
+                     for name, pid in pids.items())
 
 
 def _quantiles(values: list[float]) -> str:
