@@ -90,17 +90,23 @@ def consumer(settings: Settings, topics: Iterable[str], from_beginning: bool = T
     return c
 
 
-def read_all(settings: Settings, topic: str, idle: float = 1.0) -> list[tuple[bytes | None, bytes]]:
-    """Every record of ``topic`` from the start, stopping after ``idle`` seconds without new ones."""
+def read_records(settings: Settings, topic: str, idle: float = 1.0) -> list[Any]:
+    """Every record of ``topic`` from the start (kafka-python ``ConsumerRecord``s, with
+    their partition), stopping after ``idle`` seconds without new ones."""
     c = consumer(settings, [topic])
-    out: list[tuple[bytes | None, bytes]] = []
+    out: list[Any] = []
     try:
         quiet_since = time.monotonic()
         while time.monotonic() - quiet_since < idle:
             batch = c.poll(timeout_ms=200)
             for records in batch.values():
-                out.extend((r.key, r.value) for r in records)
+                out.extend(records)
                 quiet_since = time.monotonic()
     finally:
         c.close()
     return out
+
+
+def read_all(settings: Settings, topic: str, idle: float = 1.0) -> list[tuple[bytes | None, bytes]]:
+    """(key, value) of every record of ``topic`` from the start (see :func:`read_records`)."""
+    return [(r.key, r.value) for r in read_records(settings, topic, idle)]

@@ -137,21 +137,11 @@ def changelog_topic(settings: Settings) -> str:
     return f"{settings.app_id}-customer_to_state-changelog"
 
 
-def placements(settings: Settings, topic: str, idle: float = 1.0) -> list[tuple[str, int]]:
+def placements(settings: Settings, topic: str) -> list[tuple[str, int]]:
     """(key, partition) of every record of ``topic``, read from the start."""
-    from streams.kafkaio import consumer
+    from streams.kafkaio import read_records
 
-    c = consumer(settings, [topic])
-    out: list[tuple[str, int]] = []
-    try:
-        quiet_since = time.monotonic()
-        while time.monotonic() - quiet_since < idle:
-            for tp, records in c.poll(timeout_ms=200).items():
-                out.extend((r.key.decode(), tp.partition) for r in records)
-                quiet_since = time.monotonic()
-    finally:
-        c.close()
-    return out
+    return [(r.key.decode(), r.partition) for r in read_records(settings, topic)]
 
 
 def committed_view(settings: Settings) -> tuple[dict[str, dict], dict[int, dict]]:
