@@ -8,12 +8,16 @@ worker's main thread in steady state (py-spy). The producer's batch API (``creat
 Placement and order are what ``send`` gives: a keyed record without a partition goes
 where the producer's partitioner puts it (Faust's ``key_partition``, the client's default
 murmur2, so ``ar.scores`` keeps compacting per customer across versions), and records for
-one partition keep the order they were added in. :meth:`Outbox.send` must run before the
-producer is flushed for the records to count as written.
+one partition keep the order they were added in.
+
+Every batch's delivery future is kept until :meth:`Outbox.take_unacked` hands them over:
+the state commit waits for exactly the outputs sent before it, not for a full producer
+flush (which would also wait for everything sent while it waits).
 """
 
 from __future__ import annotations
 
+import asyncio
 from typing import Any
 
 
@@ -26,6 +30,7 @@ class Outbox:
         that producer sends."""
         self._known: set[str] = set()
         self._pending: list[tuple[str, int | None, bytes | None, bytes]] = []
+        self._unacked: list[asyncio.Future[Any]] = []
 
     def add(self, topic: str, key: bytes | None, value: bytes,
             partition: int | None = None) -> None:
@@ -38,6 +43,8 @@ class Outbox:
         if not self._pending:
             return
         pending, self._pending = self._pending, []
+        # delivered without error: nothing left to wait for (failures are kept for the caller)
+        self._unacked = [f for f in self._unacked if not delivered(f)]
         producer = self.app.producer
         client = producer._ensure_producer()
         for topic in {record[0] for record in pending} - self._known:
@@ -55,8 +62,44 @@ class Outbox:
                 # full: submit it (send_batch waits until the partition's previous batch
                 # has left, which keeps the order) and start the next one, which takes
                 # its first record whatever its size
-                await client.send_batch(batch, topic, partition=partition)
+                self._unacked.append(await client.send_batch(batch, topic, partition=partition))
                 batch = batches[topic, partition] = client.create_batch()
                 batch.append(key=key, value=value, timestamp=None)
         for (topic, partition), batch in batches.items():
-            await client.send_batch(batch, topic, partition=partition)
+            self._unacked.append(await client.send_batch(batch, topic, partition=partition))
+
+    def take_unacked(self) -> list[asyncio.Future[Any]]:
+        """The delivery futures of every batch sent since the last call (done or not).
+
+        A future fails if the producer gave up on its batch (after its retries): the
+        caller must not make anything durable that depends on those records.
+        """
+        unacked, self._unacked = self._unacked, []
+        return unacked
+
+
+
+class DeliveryFailed(Exception):
+    """The producer gave up on some batches (after its retries), or they were cancelled."""
+
+
+def delivered(future: asyncio.Future[Any]) -> bool:
+    """True once the broker acknowledged the batch (not failed, not cancelled)."""
+    return future.done() and not future.cancelled() and future.exception() is None
+
+
+async def ensure_delivered(futures: list[asyncio.Future[Any]], what: str) -> None:
+    """Wait until every batch has settled; raise :class:`DeliveryFailed` if any was lost.
+
+    Waits for all of them, not just until the first failure: the message then counts
+    every lost batch, and nothing is still in flight when the caller reacts.
+    """
+    if not futures:
+        return
+    await asyncio.wait(futures)
+    failed = [f for f in futures if not delivered(f)]
+    if failed:
+        first = failed[0]
+        reason = "cancelled" if first.cancelled() else repr(first.exception())
+        plural = "batch" if len(failed) == 1 else "batches"
+        raise DeliveryFailed(f"{len(failed)} {plural} of {what} not delivered ({reason})")

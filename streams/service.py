@@ -49,7 +49,7 @@ from schemas.records import BANDS, DeadLetter, dead_letter, encode
 from streams.broker import faust_url
 from streams.health import HealthExporter
 from streams.metrics import Metrics
-from streams.outbox import Outbox
+from streams.outbox import DeliveryFailed, Outbox, ensure_delivered
 from streams.settings import Settings
 from streams.transport import consumer_transport
 
@@ -250,6 +250,11 @@ class ScoringService:
         self.gap_seeks: dict[str, tuple[int, float, int]] = {}
         self.lock = asyncio.Lock()
         self.outbox = Outbox(app)
+        """Scores, alerts and dead letters."""
+        self.changelog_out = Outbox(app)
+        """State and commit records, written by :meth:`_write_commit`."""
+        self.committing: asyncio.Future[None] | None = None
+        """The commit being written, if any (one at a time: changelog order is commit order)."""
         self.last_checkpoint = time.monotonic()
         self.portfolio_at = -math.inf
         self.cfg = s.scoring()
@@ -430,14 +435,15 @@ class ScoringService:
         """A revoked partition's engine goes; its last commit lets the next owner resume.
 
         Under the lock, so no batch is half done: the partition's states equal its last
-        commit record, and the flush makes that record durable before the next owner reads
-        the changelog (else it would redo the batch: harmless, but wasted).
+        commit record, and waiting for it makes that record durable before the next owner
+        reads the changelog (else it would redo the batch: harmless, but wasted).
         """
         self.health.on_rebalance()
         self.metrics.partitions_active.set(0)
         self.recovered = False
         async with self.lock:
-            await self.commit_all()  # the states of every partition = its last commit record
+            # the states of every partition = its last commit record, written
+            await self.commit_all(wait=True)
             for tp in revoked:
                 if tp.topic in self.settings.input_topics and tp.partition in self.engines:
                     self.save_model(tp.partition)
@@ -531,30 +537,67 @@ class ScoringService:
         await self.app.consumer.seek(msg.tp, expected)
         return False
 
-    async def commit_all(self) -> None:
-        """Commit every partition changed since its last commit: the outputs sent so far
-        acknowledged first, then per partition its changed states and a commit record.
+    async def commit_all(self, *, wait: bool = False) -> None:
+        """Commit every partition changed since its last commit: its changed states and a
+        commit record, written once the outputs sent so far are acknowledged.
+
+        The states are serialised now (the next batch may change them); the writing runs
+        beside the scoring loop (:meth:`_write_commit`), one commit at a time. While one is
+        in flight, a call without ``wait`` leaves the partitions for the next call. With
+        ``wait`` (revocation, shutdown) it returns once this commit is durable.
 
         Records go straight to the producer in batches (:class:`~streams.outbox.Outbox`),
         not through Faust's ``Topic.send`` / ``Table.send_changelog``: those wrap every
         record in channel and future objects, which cost more than the scoring itself at
         this volume.
         """
+        if self.committing is not None:
+            if not self.committing.done() and not wait:
+                return
+            await self.committing
+            self.committing = None
         partitions, self.uncommitted = self.uncommitted, set()
         self.committed_at = time.monotonic()
         if not partitions:
             return
-        producer = self.app.producer
-        await producer.flush()
-        self.durable.update(self.commits)  # every record written before the flush is acked
-        topic = self.changelog_topic
+        records: list[tuple[bytes, bytes, int]] = []
+        commits: dict[int, Commit] = {}
         for p in partitions:
             if p in self.engines:
                 record = self.commit_record(p)
-                for key, value in self.engines[p][1].commit_records(record):
-                    self.outbox.add(topic, key, value, p)
-                self.commits[p] = record
-        await self.outbox.send()
+                records += [(key, value, p)
+                            for key, value in self.engines[p][1].commit_records(record)]
+                self.commits[p] = commits[p] = record
+        self.committing = asyncio.ensure_future(
+            self._write_commit(self.outbox.take_unacked(), records, commits))
+        if wait:
+            await self.committing
+            self.committing = None
+
+    async def _write_commit(self, outputs: list[asyncio.Future[Any]],
+                            records: list[tuple[bytes, bytes, int]],
+                            commits: dict[int, Commit]) -> None:
+        """Outputs acknowledged, then the states and commit records, then durable.
+
+        The order is what makes a crash safe: a commit record on the changelog means every
+        score, alert and dead letter of the batches before it was delivered. If the producer
+        gave up on any of them, the commit is not written and the worker stops, so that a
+        restart resumes from the last durable commit and sends them again.
+        """
+        try:
+            await ensure_delivered(outputs, "outputs")
+            topic = self.changelog_topic
+            for key, value, p in records:
+                self.changelog_out.add(topic, key, value, p)
+            await self.changelog_out.send()
+            await ensure_delivered(self.changelog_out.take_unacked(), "changelog records")
+        except DeliveryFailed as exc:
+            log.error("stopping the worker (exit code 3): %s; the changelog holds only "
+                      "committed batches, so a restart resumes from the last one and sends "
+                      "what was lost again", exc)
+            logging.shutdown()
+            os._exit(3)
+        self.durable.update(commits)
 
     @property
     def changelog_topic(self) -> str:
@@ -805,7 +848,7 @@ class ScoringService:
         """
         self.recovered = False  # no batch starts after this one
         async with self.lock:
-            await self.commit_all()
+            await self.commit_all(wait=True)
             await self.app.producer.flush()
         await self.checkpoint()
         log.info("last batch flushed, models checkpointed on shutdown")
