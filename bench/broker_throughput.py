@@ -207,10 +207,14 @@ def latency(broker: EmbeddedBroker, lines: list[bytes], rate: float, seconds: fl
                 f.writelines(f"{t - t_first:.3f} {d * 1000:.1f} {w * 1000:.1f}\n"
                              for t, d, w in sorted(series))
         steady = [d for t, d, _ in series if t >= t0 + warmup]
+        # the score record's timestamp is the worker's send time: the rest is the broker and
+        # this process's reader
+        worker = [w for t, _, w in series if t >= t0 + warmup]
         print(f"latency at {rate:,.0f} events/s offered for {warmup:g}s of warm-up, then "
               f"{seconds:g}s measured: {len(steady):,} scores, {_quantiles(steady)} "
-              f"(warm-up included: {len(lat):,} scores, {_quantiles(lat)}); CPU while "
-              f"measured, % of one core: {cpu}")
+              f"(until the worker sent the score: {_quantiles(worker)}; warm-up included: "
+              f"{len(lat):,} scores, {_quantiles(lat)}); CPU while measured, % of one core: "
+              f"{cpu}")
     finally:
         proc.terminate()
         proc.wait(timeout=30)
