@@ -10,9 +10,10 @@ where the producer's partitioner puts it (Faust's ``key_partition``, the client'
 murmur2, so ``ar.scores`` keeps compacting per customer across versions), and records for
 one partition keep the order they were added in.
 
-Every batch's delivery future is kept until :meth:`Outbox.take_unacked` hands them over:
-the state commit waits for exactly the outputs sent before it, not for a full producer
-flush (which would also wait for everything sent while it waits).
+Every batch's delivery future is kept until it is acknowledged or
+:meth:`Outbox.take_unacked` hands it over (failed ones stay until then): the state commit
+waits for exactly the outputs sent before it, not for a full producer flush (which would
+also wait for everything sent while it waits).
 """
 
 from __future__ import annotations
