@@ -261,7 +261,7 @@ def main() -> None:
     d = Settings.from_env(os.environ)
     print(f"settings: partitions 4, producer_max_batch_size {d.producer_max_batch_size:,} B, "
           f"producer_linger {d.producer_linger * 1000:g} ms, batch_max {d.batch_max}, "
-          f"batch_seconds {d.batch_seconds:g}, switch_interval_seconds "
+          "no batch fill wait, switch_interval_seconds "
           f"{d.switch_interval_seconds:g}, reorder_seconds {d.reorder_seconds:g} "
           "(production defaults unless ARSCORE_* says otherwise; no dev-broker profile)")
     with EmbeddedBroker() as broker:

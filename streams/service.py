@@ -46,6 +46,7 @@ from models.state import CustomerState
 from schemas.codec import DecodeError, dumps, loads
 from schemas.events import Event, decode_event
 from schemas.records import BANDS, DeadLetter, dead_letter, encode
+from streams.batches import greedy_batches
 from streams.broker import faust_url
 from streams.health import HealthExporter
 from streams.metrics import Metrics
@@ -456,7 +457,7 @@ class ScoringService:
     async def score_events(self, stream: Any) -> None:
         """Decode, submit to the partition engine, write states, send outputs. Per batch."""
         s = self.settings
-        async for batch in stream.take_events(s.batch_max, within=s.batch_seconds):
+        async for batch in greedy_batches(stream, s.batch_max):
             waited = time.monotonic()
             async with self.lock:
                 started = time.monotonic()

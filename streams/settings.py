@@ -74,12 +74,8 @@ class Settings:
     that walk costs O(customers), too much for every tick on a large book."""
     batch_max: int = 2000
     """Most events handled in one batch (decode, score, send the outputs); state commits
-    come at most every ``state_commit_seconds``."""
-    batch_seconds: float = 0.02
-    """Longest wait to fill a batch (bounds the latency this adds). Under load batches fill
-    from the backlog anyway. At 2,000 events/s offered, p99 event-to-score latency
-    measured 755 ms at 0.1 s, 483 ms at 0.05 s, 405 ms at 0.02 s (bench/broker_throughput.py,
-    one run each, when every batch still ended with a state commit)."""
+    come at most every ``state_commit_seconds``. A batch is what the agent's channel holds
+    when the previous one is done (:mod:`streams.batches`): there is no fill wait."""
     state_commit_seconds: float = 0.5
     """Longest time between two state commits of a partition (its changed customer states,
     then a commit record with the model and resume offsets, after every output sent so far
