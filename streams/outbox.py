@@ -79,7 +79,6 @@ class Outbox:
         return unacked
 
 
-
 class DeliveryFailed(Exception):
     """The producer gave up on some batches (after its retries), or they were cancelled."""
 

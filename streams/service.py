@@ -490,9 +490,9 @@ class ScoringService:
             if decoded is None:
                 continue
             if self._misrouted(msg, decoded):
-                await self.app.topic(msg.topic, key_serializer="raw",
-                                     value_serializer="raw").send(
-                    key=decoded.customer_id.encode(), value=msg.value)
+                # through the outbox, like every output: the next commit, which moves the
+                # resume offset past this record, then waits until the copy is delivered
+                self.outbox.add(msg.topic, decoded.customer_id.encode(), msg.value)
                 continue
             steps += engine.submit(decoded, f"{msg.topic}:{msg.partition}", msg.offset,
                                    wall=wall, raw=msg.value)
@@ -593,11 +593,7 @@ class ScoringService:
             await self.changelog_out.send()
             await ensure_delivered(self.changelog_out.take_unacked(), "changelog records")
         except DeliveryFailed as exc:
-            log.error("stopping the worker (exit code 3): %s; the changelog holds only "
-                      "committed batches, so a restart resumes from the last one and sends "
-                      "what was lost again", exc)
-            logging.shutdown()
-            os._exit(3)
+            _stop(f"{exc}; a restart resumes from the last commit and sends them again")
         self.durable.update(commits)
 
     @property
@@ -767,10 +763,7 @@ class ScoringService:
         lost_for = time.monotonic() - self.broker_ok_at
         log.error("%s for %.0fs", problem, lost_for)
         if lost_for >= self.settings.broker_lost_seconds:
-            log.error("stopping the worker (exit code 3): %s; the changelog holds only "
-                      "committed batches, so a restart resumes consistently", problem)
-            logging.shutdown()
-            os._exit(3)
+            _stop(problem)
 
     # --- observation and checkpoints ----------------------------------------------------
 
@@ -853,6 +846,15 @@ class ScoringService:
             await self.app.producer.flush()
         await self.checkpoint()
         log.info("last batch flushed, models checkpointed on shutdown")
+
+
+def _stop(problem: str) -> None:
+    """Exit with code 3 now, from any task: the changelog holds only committed batches, so
+    a restart resumes consistently (an exception here would only end the task)."""
+    log.error("stopping the worker (exit code 3): %s; the changelog holds only committed "
+              "batches, so a restart resumes consistently", problem)
+    logging.shutdown()
+    os._exit(3)
 
 
 def _iso(epoch: float) -> str:

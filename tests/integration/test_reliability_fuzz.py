@@ -141,3 +141,27 @@ def test_bad_input_is_dead_lettered_and_good_input_scored(fuzz_worker, bad: list
                                                           worker.settings.scores_topic, idle=1.0)}
     assert {loads(g)["customer_id"] for g in goods} <= scored
     assert worker.procs[-1].poll() is None
+
+
+def test_an_event_keyed_by_something_else_is_rekeyed_then_scored(fuzz_worker) -> None:
+    """Keyed by another id, an event is sent again under its customer_id before it touches
+    state; the copy is then consumed and scored like any other event."""
+    worker = fuzz_worker
+    events = [orjson.dumps(good(f"RK{uuid.uuid4().hex[:6]}", i)) for i in range(3)]
+    prod = producer(worker.settings)
+    for message in events:
+        topic, _ = route(message, worker.settings)
+        prod.send(topic, key=b"not-the-customer", value=message).get(timeout=10)
+    prod.close()
+    customers = {loads(m)["customer_id"] for m in events}
+    deadline = time.monotonic() + 30
+    scored: set[str] = set()
+    while time.monotonic() < deadline and not customers <= scored:
+        time.sleep(0.5)
+        scored = {loads(v)["customer_id"] for _, v in
+                  read_all(worker.settings, worker.settings.scores_topic, idle=0.5)}
+    assert customers <= scored
+    topic = worker.settings.invoices_topic
+    copies = [(k, v) for k, v in read_all(worker.settings, topic, idle=0.5) if v in events]
+    assert sorted(copies) == sorted([(b"not-the-customer", m) for m in events]
+                                    + [(loads(m)["customer_id"].encode(), m) for m in events])
