@@ -18,7 +18,11 @@ measures from the very start, as earlier versions of this script did.
    (scraped from /metrics over HTTP every 0.2 s).
 2. Latency: a fresh worker catches up on the history (produced as a backlog), then the
    next events are offered at --rate for --warmup + --seconds; latency = time the score
-   for an event was read from ar.scores minus the time that event was sent.
+   for an event was read from ar.scores minus the time that event was sent. This script's
+   own load (a kafka-python producer and a reader of every score) costs about half a core;
+   by default it runs at the lowest CPU priority (``--load-priority low``) so that it does
+   not take the two cores from the worker and the broker, as producers on other hosts would
+   not. Anything the lowered priority delays (a send, a read) still counts as latency.
 """
 
 from __future__ import annotations
@@ -99,6 +103,11 @@ def sustained(broker: EmbeddedBroker, lines: list[bytes], history: int, workers:
     def total() -> float:  # a partition handed over is partly redone: counted twice
         return sum(max(consumed(settings), 0.0) for _, settings in started_workers)
 
+    assert broker.proc is not None
+    pids = {"broker": broker.proc.pid} | {f"worker {i + 1}" if workers > 1 else "worker": p.pid
+                                          for i, p in enumerate(procs)}
+    cpu_before: dict[str, float] = {}
+    cpu_last: dict[str, float] = {}
     try:
         first = start = None
         last_count, last_change = 0.0, time.monotonic()
@@ -111,8 +120,11 @@ def sustained(broker: EmbeddedBroker, lines: list[bytes], history: int, workers:
                 first = (now, n)
             if n >= history and start is None:
                 start = (now, n)
+                cpu_before = {name: cpu_seconds(pid) for name, pid in pids.items()}
             if n > last_count:
                 last_count, last_change = n, now
+                if start is not None:
+                    cpu_last = {name: cpu_seconds(pid) for name, pid in pids.items()}
             if n >= len(lines):
                 break
             time.sleep(0.2)
@@ -123,6 +135,13 @@ def sustained(broker: EmbeddedBroker, lines: list[bytes], history: int, workers:
               f"{rate:,.0f} events/s (whole backlog of {last_count:,.0f}: {whole:,.0f} events/s; "
               f"{workers} worker{'s' if workers > 1 else ''}, 4 partitions, production producer "
               "settings)")
+        seconds, events = max(last_change - start[0], 1e-9), max(last_count - start[1], 1.0)
+        used = {name: cpu_last[name] - cpu_before[name] for name in pids}
+        print("CPU while measured, % of one core: "
+              + ", ".join(f"{name} {cpu / seconds:.0%}" for name, cpu in used.items())
+              + "; worker CPU per event: "
+              + ", ".join(f"{cpu / events * 1e6:.0f} µs" for name, cpu in used.items()
+                          if name.startswith("worker")))
     finally:
         for proc in procs:
             proc.terminate()
@@ -140,7 +159,7 @@ def catch_up(settings: Settings, history: int, timeout: float = 600.0) -> None:
 
 
 def latency(broker: EmbeddedBroker, lines: list[bytes], rate: float, seconds: float,
-            warmup: float, history: int, dump: str = "") -> None:
+            warmup: float, history: int, dump: str = "", low_priority: bool = True) -> None:
     tag = uuid.uuid4().hex[:6]
     if history:
         produce_backlog(broker, tag, lines[:history])
@@ -169,6 +188,11 @@ def latency(broker: EmbeddedBroker, lines: list[bytes], rate: float, seconds: fl
         c = consumer(settings, [settings.scores_topic], from_beginning=False)
         for tp in c.assignment():
             c.position(tp)  # resolve the end now, before the first event is sent
+        if low_priority:
+            # from here on this thread, and the producer and reader threads it starts, run
+            # at the lowest priority (Linux: niceness is per thread and inherited by threads
+            # and processes started later; the broker and the worker were started before)
+            os.nice(19)
         reader = threading.Thread(target=read, args=(c,), daemon=True)
         reader.start()
         prod = producer(settings)
@@ -192,8 +216,12 @@ def latency(broker: EmbeddedBroker, lines: list[bytes], rate: float, seconds: fl
                 measured_from = time.time()
             sent[event_id] = time.time()
             prod.send(topic, key=key, value=raw)
-        cpu = (cpu_shares(pids, cpu_before, time.time() - measured_from) if cpu_before
-               else "n/a")
+        measured_seconds = time.time() - measured_from
+        cpu = cpu_shares(pids, cpu_before, measured_seconds) if cpu_before else "n/a"
+        if cpu_before:
+            per_event = (cpu_seconds(proc.pid) - cpu_before["worker"]) / (n - first_measured)
+            cpu += (f"; worker CPU per event: {per_event * 1e6:.0f} µs; offered "
+                    f"{(n - first_measured) / measured_seconds:,.0f} events/s while measured")
         prod.flush()
         time.sleep(5)
         stop.set()
@@ -210,7 +238,8 @@ def latency(broker: EmbeddedBroker, lines: list[bytes], rate: float, seconds: fl
         # the score record's timestamp is the worker's send time: the rest is the broker and
         # this process's reader
         worker = [w for t, _, w in series if t >= t0 + warmup]
-        print(f"latency at {rate:,.0f} events/s offered for {warmup:g}s of warm-up, then "
+        print(f"latency (load at {'low' if low_priority else 'normal'} CPU priority) at "
+              f"{rate:,.0f} events/s offered for {warmup:g}s of warm-up, then "
               f"{seconds:g}s measured: {len(steady):,} scores, {_quantiles(steady)} "
               f"(until the worker sent the score: {_quantiles(worker)}; warm-up included: "
               f"{len(lat):,} scores, {_quantiles(lat)}); CPU while measured, % of one core: "
@@ -253,6 +282,11 @@ def main() -> None:
                     "ms-until-the-worker-sent-the-score' lines")
     ap.add_argument("--workers", type=int, default=1,
                     help="workers sharing the partitions in the sustained run (one group)")
+    ap.add_argument("--load-priority", choices=["low", "normal"], default="low",
+                    help="CPU priority of this script's load (producer and score reader) in "
+                         "the latency run: low (nice 19) leaves the worker and the broker the "
+                         "CPU they ask for, as producers on other hosts would; normal shares "
+                         "the two cores with them")
     ap.add_argument("--skip-sustained", action="store_true")
     ap.add_argument("--skip-latency", action="store_true")
     args = ap.parse_args()
@@ -268,7 +302,8 @@ def main() -> None:
         if not args.skip_sustained:
             sustained(broker, lines[: args.history + args.events], args.history, args.workers)
         if not args.skip_latency:
-            latency(broker, lines, args.rate, args.seconds, args.warmup, args.history, args.dump)
+            latency(broker, lines, args.rate, args.seconds, args.warmup, args.history, args.dump,
+                    low_priority=args.load_priority == "low")
 
 
 if __name__ == "__main__":
