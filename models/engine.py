@@ -59,6 +59,8 @@ class Pending(NamedTuple):
     offset: int
     wall: float
     raw: bytes
+    ingested: float
+    """The input record's broker timestamp (0 when unknown), passed through to its Step."""
 
 
 class Engine:
@@ -122,21 +124,25 @@ class Engine:
         return low - self.reorder_seconds
 
     def submit(self, event: Event, source: str, offset: int = -1, wall: float = 0.0,
-               raw: bytes = b"") -> list[Step]:
-        """Take one decoded event (and its original bytes); return the steps it released."""
+               raw: bytes = b"", ingested: float = 0.0) -> list[Step]:
+        """Take one decoded event (and its original bytes); return the steps it released.
+
+        ``ingested`` (the record's broker timestamp) only travels to the event's Step, for
+        the end-to-end latency metric; ordering never reads it.
+        """
         at = event.at.timestamp()
         max_seen = self.max_seen
         if max_seen and at > max(max_seen.values()) + self.cfg.max_future_days * DAY:
             reason = (f"event time is more than {self.cfg.max_future_days:g} days ahead "
                       "of the stream")
             return [Step(event.customer_id, REJECTED, at, reason, event, source=source,
-                         offset=offset, raw=raw, wall=wall)]
+                         offset=offset, raw=raw, wall=wall, ingested=ingested)]
         self.last_arrival[source] = wall
         if at > max_seen.get(source, -math.inf):
             max_seen[source] = at
         self._seq += 1
         item = Pending(at, TYPE_ORDER[event.type], event.event_id, self._seq, event, source,
-                       offset, wall, raw)
+                       offset, wall, raw, ingested)
         if at < self.stream_time:
             return self._apply_late(item)
         heapq.heappush(self._buffer, item)
@@ -264,5 +270,6 @@ class Engine:
                                            at=item.at)
         self.store[event.customer_id] = state
         self.schedule(state)
-        step.source, step.offset, step.raw, step.wall = item.source, item.offset, item.raw, item.wall
+        step.source, step.offset, step.raw = item.source, item.offset, item.raw
+        step.wall, step.ingested = item.wall, item.ingested
         return step

@@ -55,7 +55,11 @@ class Step:
     offset: int = -1
     raw: bytes = b""
     wall: float = 0.0
-    """Wall time the triggering event arrived (for latency metrics); 0 for deadlines."""
+    """Wall time the triggering event reached the worker (for latency metrics); 0 for
+    deadlines."""
+    ingested: float = 0.0
+    """Broker timestamp of the triggering input record (for the end-to-end latency metric);
+    0 for deadlines and when unknown."""
 
 
 def iso(ts: float) -> str:

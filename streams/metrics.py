@@ -14,6 +14,9 @@ from schemas.records import ALERT_KINDS, BANDS
 
 OUTCOMES = ("ok", "duplicate", "dead_lettered")
 LATENCY_BUCKETS = (0.001, 0.0025, 0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1.0, 2.5, 5.0, 10.0)
+INGEST_BUCKETS = (0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1.0, 2.5, 5.0, 10.0, 30.0, 60.0, 300.0,
+                  900.0, 3600.0)
+"""Up to an hour: after an outage the backlog's records are scored long after they arrived."""
 P_BUCKETS = (*tuple(round(0.05 * i, 2) for i in range(1, 20)), 1.0)
 
 
@@ -31,6 +34,11 @@ class Metrics:
         self.latency = Histogram("arscore_processing_latency_seconds", "Wall time from an event "
                                  "reaching the worker to its score being sent",
                                  buckets=LATENCY_BUCKETS, registry=r)
+        self.ingest_latency = Histogram(
+            "arscore_ingest_to_score_seconds", "Time from an input record's broker timestamp "
+            "(set by its producer, or by the broker under LogAppendTime) to its score being "
+            "sent: also counts the time it waited in the topic and in the consumer",
+            buckets=INGEST_BUCKETS, registry=r)
         self.consumer_lag = Gauge("arscore_consumer_lag", "Records behind the high watermark, per "
                                   "input topic partition", ["topic", "partition"], registry=r)
         self.buffered = Gauge("arscore_reorder_buffered_events", "Events waiting in the "

@@ -495,7 +495,7 @@ class ScoringService:
                 self.outbox.add(msg.topic, decoded.customer_id.encode(), msg.value)
                 continue
             steps += engine.submit(decoded, f"{msg.topic}:{msg.partition}", msg.offset,
-                                   wall=wall, raw=msg.value)
+                                   wall=wall, raw=msg.value, ingested=msg.timestamp or 0.0)
         await self.emit(steps, letters)
         self.uncommitted |= touched
         if time.monotonic() - self.committed_at >= self.settings.state_commit_seconds:
@@ -713,6 +713,8 @@ class ScoringService:
             self.health.on_score(score.p_late)
             if step.wall:
                 m.latency.observe(max(0.0, sent_at - step.wall))
+            if step.ingested > 0:  # a producer's clock may run ahead of ours: never negative
+                m.ingest_latency.observe(max(0.0, sent_at - step.ingested))
         for letter in letters:
             key = letter.customer_id.encode() if letter.customer_id else None
             outbox.add(s.deadletter_topic, key, encode(letter))
