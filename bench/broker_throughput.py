@@ -213,6 +213,7 @@ def latency(broker: EmbeddedBroker, lines: list[bytes], rate: float, seconds: fl
                 time.sleep(delay)
             if i == first_measured:
                 cpu_before = {name: cpu_seconds(pid) for name, pid in pids.items()}
+                buckets_before = ingest_buckets(settings)
                 measured_from = time.time()
             sent[event_id] = time.time()
             prod.send(topic, key=key, value=raw)
@@ -225,6 +226,7 @@ def latency(broker: EmbeddedBroker, lines: list[bytes], rate: float, seconds: fl
         prod.flush()
         time.sleep(5)
         stop.set()
+        own = metric_quantiles(buckets_before, ingest_buckets(settings)) if cpu_before else ""
         reader.join(timeout=5)
         if len(lat) < 20:
             print(f"latency: only {len(lat)} scores matched")
@@ -244,9 +246,31 @@ def latency(broker: EmbeddedBroker, lines: list[bytes], rate: float, seconds: fl
               f"(until the worker sent the score: {_quantiles(worker)}; warm-up included: "
               f"{len(lat):,} scores, {_quantiles(lat)}); CPU while measured, % of one core: "
               f"{cpu}")
+        print(f"the worker's own arscore_ingest_to_score_seconds over the measured load: {own}")
     finally:
         proc.terminate()
         proc.wait(timeout=30)
+
+
+def ingest_buckets(settings: Settings) -> dict[float, float]:
+    """The worker's ingest-to-score histogram, scraped over HTTP: {upper bound: count}."""
+    url = f"http://127.0.0.1:{settings.metrics_port}/metrics"
+    text = urllib.request.urlopen(url, timeout=5).read().decode()
+    prefix = 'arscore_ingest_to_score_seconds_bucket{le="'
+    return {float(line[len(prefix):].partition('"')[0]): float(line.rpartition(" ")[2])
+            for line in text.splitlines() if line.startswith(prefix)}
+
+
+def metric_quantiles(before: dict[float, float], after: dict[float, float]) -> str:
+    """p50 and p99 of what was observed between two scrapes, as the bucket bounds they
+    fall under (a histogram cannot say more)."""
+    counts = sorted((le, after[le] - before.get(le, 0.0)) for le in after)
+    total = counts[-1][1]
+    if total <= 0:
+        return "no observations"
+    bound = {q: next(le for le, n in counts if n >= q * total) for q in (0.5, 0.99)}
+    return (f"{total:,.0f} scores, p50 <= {bound[0.5] * 1000:g} ms, "
+            f"p99 <= {bound[0.99] * 1000:g} ms")
 
 
 def cpu_seconds(pid: int) -> float:
