@@ -166,3 +166,23 @@ def test_every_dashboard_and_rule_metric_is_scraped_from_a_running_worker(make_w
             if name not in scraped and f"{base}_bucket" not in scraped and base not in scraped:
                 missing.append((where, name))
     assert not missing, missing
+
+
+def test_scores_late_fires_for_records_that_waited_in_the_topic(scraped_worker) -> None:
+    """Records stamped two minutes ago are scored now: p99 ingest-to-score > 60 s."""
+    from models.simulator import SimulationConfig, simulate
+    from schemas.codec import dumps
+    from streams.kafkaio import producer, route
+
+    worker, prom = scraped_worker
+    assert prom.wait("rules loaded", lambda: prom.api("rules")["groups"])
+    assert prom.alert_state("ArscoreScoresLate") is None  # nothing scored yet
+    stamped = int(time.time() * 1000) - 120_000
+    prod = producer(worker.settings)
+    for event in simulate(SimulationConfig(customers=10, days=40)):
+        raw = dumps(event)
+        topic, key = route(raw, worker.settings)
+        prod.send(topic, key=key, value=raw, timestamp_ms=stamped)
+    prod.flush()
+    prod.close()
+    prom.wait("ArscoreScoresLate firing", lambda: prom.alert_state("ArscoreScoresLate") == "firing")
