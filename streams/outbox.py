@@ -30,16 +30,13 @@ class Outbox:
         """The Faust app: its producer places keyed records, the aiokafka client behind
         that producer sends."""
         self._known: set[str] = set()
-        self._pending: list[tuple[str, int | None, bytes | None, bytes, int | None]] = []
+        self._pending: list[tuple[str, int | None, bytes | None, bytes]] = []
         self._unacked: list[asyncio.Future[Any]] = []
 
     def add(self, topic: str, key: bytes | None, value: bytes,
-            partition: int | None = None, timestamp_ms: int | None = None) -> None:
-        """Queue one record; keyed records without a partition are placed at :meth:`send`.
-
-        Without ``timestamp_ms`` the record is stamped when it is sent.
-        """
-        self._pending.append((topic, partition, key, value, timestamp_ms))
+            partition: int | None = None) -> None:
+        """Queue one record; keyed records without a partition are placed at :meth:`send`."""
+        self._pending.append((topic, partition, key, value))
 
     async def send(self) -> None:
         """Hand every queued record to the producer, one batch per partition (or more, when
@@ -56,19 +53,19 @@ class Outbox:
             self._known.add(topic)
         key_partition = producer.key_partition
         batches: dict[tuple[str, int], Any] = {}
-        for topic, partition, key, value, timestamp in pending:
+        for topic, partition, key, value in pending:
             if partition is None:
                 partition = key_partition(topic, key).partition
             batch = batches.get((topic, partition))
             if batch is None:
                 batch = batches[topic, partition] = client.create_batch()
-            if batch.append(key=key, value=value, timestamp=timestamp) is None:
+            if batch.append(key=key, value=value, timestamp=None) is None:
                 # full: submit it (send_batch waits until the partition's previous batch
                 # has left, which keeps the order) and start the next one, which takes
                 # its first record whatever its size
                 self._unacked.append(await client.send_batch(batch, topic, partition=partition))
                 batch = batches[topic, partition] = client.create_batch()
-                batch.append(key=key, value=value, timestamp=timestamp)
+                batch.append(key=key, value=value, timestamp=None)
         for (topic, partition), batch in batches.items():
             self._unacked.append(await client.send_batch(batch, topic, partition=partition))
 

@@ -491,11 +491,8 @@ class ScoringService:
                 continue
             if self._misrouted(msg, decoded):
                 # through the outbox, like every output: the next commit, which moves the
-                # resume offset past this record, then waits until the copy is delivered.
-                # The copy keeps the original's timestamp: it is the same event, and the
-                # ingest-to-score latency counts from when it first arrived.
-                self.outbox.add(msg.topic, decoded.customer_id.encode(), msg.value,
-                                timestamp_ms=_timestamp_ms(msg.timestamp))
+                # resume offset past this record, then waits until the copy is delivered
+                self.outbox.add(msg.topic, decoded.customer_id.encode(), msg.value)
                 continue
             steps += engine.submit(decoded, f"{msg.topic}:{msg.partition}", msg.offset,
                                    wall=wall, raw=msg.value, ingested=msg.timestamp or 0.0)
@@ -860,11 +857,6 @@ def _stop(problem: str) -> None:
               "batches, so a restart resumes consistently", problem)
     logging.shutdown()
     os._exit(3)
-
-
-def _timestamp_ms(seconds: float | None) -> int | None:
-    """A record timestamp as Faust gives it (seconds, None when absent) as Kafka's ms."""
-    return round(seconds * 1000) if seconds is not None and seconds > 0 else None
 
 
 def _iso(epoch: float) -> str:
