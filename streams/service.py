@@ -491,7 +491,10 @@ class ScoringService:
                 continue
             if self._misrouted(msg, decoded):
                 # through the outbox, like every output: the next commit, which moves the
-                # resume offset past this record, then waits until the copy is delivered
+                # resume offset past this record, then waits until the copy is delivered.
+                # The copy is stamped anew: a broker may refuse old timestamps
+                # (log.message.timestamp.before.max.ms), and a refused copy stops the
+                # worker. Its ingest-to-score latency therefore counts from the copy.
                 self.outbox.add(msg.topic, decoded.customer_id.encode(), msg.value)
                 continue
             steps += engine.submit(decoded, f"{msg.topic}:{msg.partition}", msg.offset,
