@@ -60,10 +60,15 @@ def start_worker(broker: EmbeddedBroker, tag: str) -> tuple[subprocess.Popen[byt
     return proc, settings
 
 
-def consumed(settings: Settings) -> float:
+def scrape(settings: Settings, timeout: float = 2.0) -> str:
+    """The worker's /metrics text, over HTTP."""
     url = f"http://127.0.0.1:{settings.metrics_port}/metrics"
+    return urllib.request.urlopen(url, timeout=timeout).read().decode()  # type: ignore[no-any-return]
+
+
+def consumed(settings: Settings) -> float:
     try:
-        text = urllib.request.urlopen(url, timeout=2).read().decode()
+        text = scrape(settings)
     except OSError:
         return -1.0
     return sum(float(line.rpartition(" ")[2]) for line in text.splitlines()
@@ -71,11 +76,10 @@ def consumed(settings: Settings) -> float:
 
 
 def wait_ready(settings: Settings, timeout: float = 90.0) -> None:
-    url = f"http://127.0.0.1:{settings.metrics_port}/metrics"
     deadline = time.monotonic() + timeout
     while time.monotonic() < deadline:
         try:
-            text = urllib.request.urlopen(url, timeout=2).read().decode()
+            text = scrape(settings)
         except OSError:
             text = ""
         if f"arscore_partitions_active {settings.partitions:.1f}" in text:
@@ -120,11 +124,11 @@ def sustained(broker: EmbeddedBroker, lines: list[bytes], history: int, workers:
                 first = (now, n)
             if n >= history and start is None:
                 start = (now, n)
-                cpu_before = {name: cpu_seconds(pid) for name, pid in pids.items()}
+                cpu_before = cpu_snapshot(pids)
             if n > last_count:
                 last_count, last_change = n, now
                 if start is not None:
-                    cpu_last = {name: cpu_seconds(pid) for name, pid in pids.items()}
+                    cpu_last = cpu_snapshot(pids)
             if n >= len(lines):
                 break
             time.sleep(0.2)
@@ -135,13 +139,8 @@ def sustained(broker: EmbeddedBroker, lines: list[bytes], history: int, workers:
               f"{rate:,.0f} events/s (whole backlog of {last_count:,.0f}: {whole:,.0f} events/s; "
               f"{workers} worker{'s' if workers > 1 else ''}, 4 partitions, production producer "
               "settings)")
-        seconds, events = max(last_change - start[0], 1e-9), max(last_count - start[1], 1.0)
-        used = {name: cpu_last[name] - cpu_before[name] for name in pids}
-        print("CPU while measured, % of one core: "
-              + ", ".join(f"{name} {cpu / seconds:.0%}" for name, cpu in used.items())
-              + "; worker CPU per event: "
-              + ", ".join(f"{cpu / events * 1e6:.0f} µs" for name, cpu in used.items()
-                          if name.startswith("worker")))
+        print("CPU while measured, % of one core: " + cpu_shares(
+            cpu_before, cpu_last, last_change - start[0], last_count - start[1]))
     finally:
         for proc in procs:
             proc.terminate()
@@ -212,17 +211,18 @@ def latency(broker: EmbeddedBroker, lines: list[bytes], rate: float, seconds: fl
             if delay > 0:
                 time.sleep(delay)
             if i == first_measured:
-                cpu_before = {name: cpu_seconds(pid) for name, pid in pids.items()}
+                cpu_before = cpu_snapshot(pids)
                 buckets_before = ingest_buckets(settings)
                 measured_from = time.time()
             sent[event_id] = time.time()
             prod.send(topic, key=key, value=raw)
         measured_seconds = time.time() - measured_from
-        cpu = cpu_shares(pids, cpu_before, measured_seconds) if cpu_before else "n/a"
+        cpu = "n/a"
         if cpu_before:
-            per_event = (cpu_seconds(proc.pid) - cpu_before["worker"]) / (n - first_measured)
-            cpu += (f"; worker CPU per event: {per_event * 1e6:.0f} µs; offered "
-                    f"{(n - first_measured) / measured_seconds:,.0f} events/s while measured")
+            cpu = (cpu_shares(cpu_before, cpu_snapshot(pids), measured_seconds,
+                              n - first_measured)
+                   + f"; offered {(n - first_measured) / measured_seconds:,.0f} events/s "
+                   "while measured")
         prod.flush()
         time.sleep(5)
         stop.set()
@@ -254,8 +254,7 @@ def latency(broker: EmbeddedBroker, lines: list[bytes], rate: float, seconds: fl
 
 def ingest_buckets(settings: Settings) -> dict[float, float]:
     """The worker's ingest-to-score histogram, scraped over HTTP: {upper bound: count}."""
-    url = f"http://127.0.0.1:{settings.metrics_port}/metrics"
-    text = urllib.request.urlopen(url, timeout=5).read().decode()
+    text = scrape(settings, timeout=5)
     prefix = 'arscore_ingest_to_score_seconds_bucket{le="'
     return {float(line[len(prefix):].partition('"')[0]): float(line.rpartition(" ")[2])
             for line in text.splitlines() if line.startswith(prefix)}
@@ -279,10 +278,20 @@ def cpu_seconds(pid: int) -> float:
     return (int(fields[11]) + int(fields[12])) / os.sysconf("SC_CLK_TCK")
 
 
-def cpu_shares(pids: dict[str, int], before: dict[str, float], seconds: float) -> str:
-    """Each process's CPU since ``before``, as % of one core over ``seconds``."""
-    return ", ".join(f"{name} {(cpu_seconds(pid) - before[name]) / seconds:.0%}"
-                     for name, pid in pids.items())
+def cpu_snapshot(pids: dict[str, int]) -> dict[str, float]:
+    """CPU seconds each named process has used so far."""
+    return {name: cpu_seconds(pid) for name, pid in pids.items()}
+
+
+def cpu_shares(before: dict[str, float], after: dict[str, float], seconds: float,
+               events: float) -> str:
+    """Each process's CPU between two snapshots as % of one core over ``seconds``, then
+    each worker's CPU per event."""
+    used = {name: after[name] - before[name] for name in before}
+    shares = ", ".join(f"{name} {cpu / max(seconds, 1e-9):.0%}" for name, cpu in used.items())
+    per_event = ", ".join(f"{cpu / max(events, 1.0) * 1e6:.0f} µs" for name, cpu in used.items()
+                          if name.startswith("worker"))
+    return f"{shares}; worker CPU per event: {per_event}"
 
 
 def _quantiles(values: list[float]) -> str:
