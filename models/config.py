@@ -42,15 +42,3 @@ class ScoringConfig:
     max_future_days: float = 60.0
     """Events this far ahead of the stream's event time are refused (a typo'd year
     would otherwise drag the clock forward and resolve every open invoice late)."""
-
-    def band_for(self, p: float) -> int:
-        """Index of the band for ``p`` without hysteresis.
-
-        >>> ScoringConfig().band_for(0.6)
-        2
-        """
-        band = 0
-        for i, cut in enumerate(self.band_cutoffs):
-            if p >= cut:
-                band = i + 1
-        return band

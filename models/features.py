@@ -12,6 +12,8 @@ from array import array
 from collections.abc import Sequence
 
 from models.config import DAY, ScoringConfig
+from models.money import to_major
+from models.policy import at_risk_p, grace_seconds, past_due, priority_units
 from models.state import DISPUTED, CustomerState, Invoice, read_status
 
 FEATURE_NAMES: tuple[str, ...] = (
@@ -59,8 +61,8 @@ class OpenBook:
 
     __slots__ = ("at_risk", "buckets", "disputed", "horizon", "max_dpd", "now", "open", "overdue")
 
-    def __init__(self, state: CustomerState, now: float, grace_days: float) -> None:
-        horizon = grace_days * DAY
+    def __init__(self, state: CustomerState, now: float, grace: float) -> None:
+        horizon = grace
         total = overdue = disputed = 0
         b0 = b1 = b2 = b3 = b4 = 0
         max_dpd = 0.0
@@ -68,10 +70,10 @@ class OpenBook:
         for inv in state.invoices:  # the body is add()'s, inlined: this is hot
             due, p_late, units, flags = read_status(inv.packed)
             total += units
-            at_risk += units * (1.0 if now > due + horizon else p_late)
+            at_risk += units * at_risk_p(p_late, due, now, horizon)
             if flags & DISPUTED:
                 disputed += 1
-            if now > due:
+            if past_due(due, now):
                 overdue += units
             dpd = (now - due) / DAY
             if dpd <= 0:
@@ -91,7 +93,7 @@ class OpenBook:
         self.open = total
         """Open amount (units)."""
         self.overdue = overdue
-        """Open amount past its due date (units): :func:`models.scoring.overdue_units`."""
+        """Open amount past its due date (units)."""
         self.buckets = [b0, b1, b2, b3, b4]
         """Open amount by aging bucket: current, 1-30, 31-60, 61-90, 90+ days past due."""
         self.max_dpd = max_dpd
@@ -99,17 +101,17 @@ class OpenBook:
         self.disputed = disputed
         """Open invoices in dispute."""
         self.at_risk = at_risk
-        """Sum over invoices of open amount x p_late (1.0 once past due + grace), as a float."""
+        """Sum over invoices of open amount x :func:`~models.policy.at_risk_p`, as a float."""
 
     def add(self, inv: Invoice) -> None:
         """Count one more invoice, as if it had come last in the pass (same arithmetic)."""
         now = self.now
         due, p_late, units, flags = read_status(inv.packed)
         self.open += units
-        self.at_risk += units * (1.0 if now > due + self.horizon else p_late)
+        self.at_risk += units * at_risk_p(p_late, due, now, self.horizon)
         if flags & DISPUTED:
             self.disputed += 1
-        if now > due:
+        if past_due(due, now):
             self.overdue += units
         dpd = (now - due) / DAY
         if dpd <= 0:
@@ -121,8 +123,8 @@ class OpenBook:
 
     @property
     def priority(self) -> int:
-        """Money at risk (units, whole cents): :func:`models.scoring.priority_units`."""
-        return round(self.at_risk / 100) * 100
+        """Money at risk (units, whole cents): :func:`~models.policy.priority_units`."""
+        return priority_units(self.at_risk)
 
 
 SAME_AFTER_ISSUE = (0, 1, 2, 3, 4, 5, 6, 7, 17, 22, 23)
@@ -172,7 +174,7 @@ def feature_list(state: CustomerState, now: float, cfg: ScoringConfig, amount: i
         head = list(same[:8])
         partial, tenure, since = same[17], same[22], same[23]
     if book is None:
-        book = OpenBook(s, now, cfg.grace_days)
+        book = OpenBook(s, now, grace_seconds(cfg))
     open_total = book.open
     if open_total:
         b0, b1, b2, b3, b4 = book.buckets
@@ -185,7 +187,7 @@ def feature_list(state: CustomerState, now: float, cfg: ScoringConfig, amount: i
     max_dpd = book.max_dpd
     head += (
         math.log1p(len(s.invoices)),
-        math.log1p(open_total / 10_000),
+        math.log1p(to_major(open_total)),
         overdue_share,
         *shares,
         (max_dpd if max_dpd < 365.0 else 365.0) / 30.0,

@@ -19,7 +19,7 @@ from models.config import DAY, ScoringConfig
 from models.features import OpenBook, feature_list, features
 from models.model import OnlineModel
 from models.money import to_str, to_units
-from models.scoring import next_band
+from models.policy import grace_seconds, next_band
 from models.scoring import reasons as explain
 from models.scoring import treatment as suggest
 from schemas.events import (
@@ -177,7 +177,7 @@ class Processor:
         cfg = self.cfg
         units = to_units(event.amount)
         due = event.due_at.timestamp()
-        book = OpenBook(s, at, cfg.grace_days)
+        book = OpenBook(s, at, grace_seconds(cfg))
         x = features(s, at, cfg, units, (due - at) / DAY, book=book)
         plain = not s.credit and not any(event.invoice_id in h.invoice_ids for h in s.held)
         labels = st.issue_invoice(s, event.invoice_id, at, due, units, st.pack(x),
@@ -197,7 +197,7 @@ class Processor:
         self._learn(labels)
         cfg = self.cfg
         if reuse is None:
-            book = OpenBook(s, now, cfg.grace_days)
+            book = OpenBook(s, now, grace_seconds(cfg))
             x = feature_list(s, now, cfg, book=book)
         else:
             book, snapshot = reuse

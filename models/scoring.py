@@ -8,43 +8,9 @@ from models.config import DAY, ScoringConfig
 from models.features import FEATURE_NAMES, OpenBook
 from models.money import to_str, to_units
 from models.state import CustomerState
-from schemas.records import BANDS, Reason
+from schemas.records import Reason
 
 _IDX = {name: i for i, name in enumerate(FEATURE_NAMES)}
-
-
-def next_band(previous: int, p: float, cfg: ScoringConfig) -> int:
-    """Band with hysteresis: up as soon as a cut-off is reached, down only clearly below it.
-
-    >>> cfg = ScoringConfig(band_hysteresis=0.05)
-    >>> next_band(2, 0.48, cfg), next_band(2, 0.44, cfg), next_band(1, 0.5, cfg)
-    (2, 1, 2)
-    """
-    raw = cfg.band_for(p)
-    if raw >= previous:
-        return raw
-    band = previous
-    while band > raw and p < cfg.band_cutoffs[band - 1] - cfg.band_hysteresis:
-        band -= 1
-    return band
-
-
-def priority_units(state: CustomerState, now: float, cfg: ScoringConfig) -> int:
-    """Money at risk: open amount x that invoice's p_late (1.0 once past due + grace)."""
-    horizon = cfg.grace_days * DAY
-    total = 0.0
-    for inv in state.invoices.values():
-        p = 1.0 if now > inv.due + horizon else inv.p_late
-        total += inv.open * p
-    return round(total / 100) * 100  # whole cents: a priority, not a ledger balance
-
-
-def overdue_units(state: CustomerState, now: float) -> int:
-    return sum(inv.open for inv in state.invoices.values() if now > inv.due)
-
-
-def max_days_past_due(state: CustomerState, now: float) -> float:
-    return max([(now - inv.due) / DAY for inv in state.invoices.values()] + [0.0])
 
 
 def treatment(band: int, max_dpd: float, disputed_only: bool = False) -> str:
@@ -196,8 +162,4 @@ def reasons(state: CustomerState, x: Sequence[float], now: float,
     return ()
 
 
-def band_name(band: int) -> str:
-    return BANDS[band]
-
-
-__all__ = ["band_name", "next_band", "priority_units", "reasons", "to_units", "treatment"]
+__all__ = ["reasons", "to_units", "treatment"]

@@ -29,7 +29,9 @@ from itertools import compress
 from typing import TYPE_CHECKING, NamedTuple, SupportsIndex, overload
 
 from models.config import DAY, ScoringConfig
+from models.money import to_major
 from models.packing import BYTE, Layout, pack_doubles, unpack_doubles
+from models.policy import OVERDUE_NOTICE_SECONDS, label_horizon, paid_late
 from schemas.records import ALERT_KINDS
 
 if TYPE_CHECKING:
@@ -679,7 +681,7 @@ def _record_paid(state: CustomerState, inv: Invoice, at: float, cfg: ScoringConf
     due, issued, amount, payments = _read_paid(inv.packed)
     days_late = (at - due) / DAY
     late = max(0.0, days_late)
-    w = amount / 10_000
+    w = to_major(amount)
     state.n_paid += 1
     if payments > 1:
         state.n_partial += 1
@@ -714,7 +716,7 @@ def _close(state: CustomerState, inv: Invoice, at: float, cfg: ScoringConfig,
     state.closed = ring_add(state.closed, id_key(inv.invoice_id), cfg.history * 2)
     if paid:
         _record_paid(state, inv, at, cfg)
-        label = _resolve(inv, int(at > inv.due + cfg.grace_days * DAY), at, state)
+        label = _resolve(inv, int(paid_late(at, inv.due, cfg)), at, state)
         if label is not None:
             labels.append(label)
 
@@ -870,14 +872,14 @@ def advance(state: CustomerState, now: float, cfg: ScoringConfig) -> tuple[list[
     """
     labels: list[Label] = []
     went_overdue: list[Invoice] = []
-    horizon = (cfg.grace_days + cfg.label_lateness_days) * DAY
+    horizon = label_horizon(cfg)
     for inv in state.invoices:
         packed = inv.packed
         waits = _WAITS_FOR[packed[_FLAGS_AT]]
         if not waits:
             continue
         due = _read_due(packed)[0]
-        if waits & _NOTICE and now >= due + 1.0:
+        if waits & _NOTICE and now >= due + OVERDUE_NOTICE_SECONDS:
             inv.overdue_noticed = True
             went_overdue.append(inv)
         if waits & _LABEL and now >= due + horizon:
@@ -889,7 +891,7 @@ def advance(state: CustomerState, now: float, cfg: ScoringConfig) -> tuple[list[
 
 def next_deadline(state: CustomerState, after: float, cfg: ScoringConfig) -> float | None:
     """The earliest event time after ``after`` at which :func:`advance` would change something."""
-    horizon = (cfg.grace_days + cfg.label_lateness_days) * DAY
+    horizon = label_horizon(cfg)
     best: float | None = None
     for inv in state.invoices:
         packed = inv.packed
@@ -898,7 +900,7 @@ def next_deadline(state: CustomerState, after: float, cfg: ScoringConfig) -> flo
             continue
         due = _read_due(packed)[0]
         if waits & _NOTICE:
-            t = due + 1.0
+            t = due + OVERDUE_NOTICE_SECONDS
             if t > after and (best is None or t < best):
                 best = t
         if waits & _LABEL:

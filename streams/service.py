@@ -31,10 +31,12 @@ from faust.types import TP
 from prometheus_client import CollectorRegistry
 
 from models.engine import Engine
+from models.features import OpenBook
 from models.model import OnlineModel
+from models.money import to_major
+from models.policy import grace_seconds
 from models.processor import DUPLICATE, OK, REJECTED, Step
 from models.replay import merged_metrics, rejected_letter
-from models.scoring import priority_units
 from models.serialize import (
     PACKED_VERSION,
     dumps_packed,
@@ -801,14 +803,14 @@ class ScoringService:
         """Customers by band and money at risk: a walk over every customer."""
         bands = [0] * len(BANDS)
         risk = 0
-        cfg = self.cfg
+        grace = grace_seconds(self.cfg)
         for engine, store in self.engines.values():
             for state in store.data.values():
                 bands[state.band] += 1
-                risk += priority_units(state, engine.stream_time, cfg)
+                risk += OpenBook(state, engine.stream_time, grace).priority
         for name, count in zip(BANDS, bands, strict=True):
             self.metrics.customers_by_band.labels(name).set(count)
-        self.health.set_money_at_risk(risk / 10_000)
+        self.health.set_money_at_risk(to_major(risk))
 
     def _observe_lag(self) -> None:
         """Records behind the partition's high watermark, counted from what the state applied."""

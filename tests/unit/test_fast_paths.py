@@ -15,13 +15,12 @@ from hypothesis import strategies as hs
 
 from models import processor as processor_module
 from models import state as st
-from models.config import ScoringConfig
+from models.config import DAY, ScoringConfig
 from models.engine import Engine
 from models.features import OpenBook, feature_list, features
 from models.model import OnlineModel
 from models.money import to_decimal, to_str
 from models.processor import iso
-from models.scoring import max_days_past_due, overdue_units, priority_units
 from models.simulator import SimulationConfig, simulate
 from schemas.codec import dumps
 from schemas.events import decode_event
@@ -62,22 +61,31 @@ def test_reusing_the_issue_snapshot_changes_no_output(events: list[Any],
     assert fast_store == plain_store
 
 
-def test_open_book_matches_the_separate_functions_and_adds_like_a_pass(
+def _plain_book(s: st.CustomerState, now: float) -> tuple[int, int, float, int]:
+    """Open, overdue, oldest days past due and money at risk, walked plainly (the oracle)."""
+    grace = CFG.grace_days * DAY
+    overdue = sum(inv.open for inv in s.invoices.values() if now > inv.due)
+    max_dpd = max([(now - inv.due) / DAY for inv in s.invoices.values()] + [0.0])
+    at_risk = 0.0
+    for inv in s.invoices.values():
+        at_risk += inv.open * (1.0 if now > inv.due + grace else inv.p_late)
+    return s.open_units, overdue, max_dpd, round(at_risk / 100) * 100
+
+
+def test_open_book_matches_a_plain_walk_and_adds_like_a_pass(
         events: list[Any]) -> None:
     _, store = _replay(events)
     now = max(s.last_event for s in store.values()) + 3 * 86_400.0
     checked = 0
     for s in store.values():
-        book = OpenBook(s, now, CFG.grace_days)
-        assert book.open == s.open_units and book.overdue == overdue_units(s, now)
-        assert book.max_dpd == max_days_past_due(s, now)
-        assert book.priority == priority_units(s, now, CFG)
+        book = OpenBook(s, now, CFG.grace_days * DAY)
+        assert (book.open, book.overdue, book.max_dpd, book.priority) == _plain_book(s, now)
         if not s.invoices:
             continue
         *_, last = s.invoices.values()
         fewer = copy.deepcopy(s)
         fewer.invoices = fewer.invoices.without(fewer.invoices[last.invoice_id])
-        grown = OpenBook(fewer, now, CFG.grace_days)
+        grown = OpenBook(fewer, now, CFG.grace_days * DAY)
         grown.add(last)
         assert [getattr(grown, k) for k in OpenBook.__slots__] == \
                [getattr(book, k) for k in OpenBook.__slots__]

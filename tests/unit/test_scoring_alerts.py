@@ -10,8 +10,9 @@ from helpers import dispute, invoice, payment, processor, run, ts, units
 from models import state as st
 from models.alerts import alert_id, decide, track_p
 from models.config import ScoringConfig
-from models.features import FEATURE_NAMES, features
-from models.scoring import next_band, priority_units, reasons, treatment
+from models.features import FEATURE_NAMES, OpenBook, features
+from models.policy import band_for, grace_seconds, next_band
+from models.scoring import reasons, treatment
 from schemas.records import ALERT_KINDS, TREATMENTS, Reason
 
 CFG = ScoringConfig(band_hysteresis=0.05, alert_cooldown_days=7.0)  # pinned: these tests pin the mechanism
@@ -164,11 +165,14 @@ def test_priority_is_open_times_p_with_p_one_past_due_plus_grace() -> None:
     s = st.CustomerState("c1")
     s.invoices = st.OpenInvoices([inv("a", due=30, amount=100, p=0.2), inv("b", due=10, amount=50, p=0.4)])
     s.invoices["a"].open = units(60)
-    assert priority_units(s, ts(5), CFG) == round(units(60) * 0.2 + units(50) * 0.4)
-    assert priority_units(s, ts(15), CFG) == round(units(60) * 0.2 + units(50) * 0.4)  # at grace
-    assert priority_units(s, ts(15) + 1.0, CFG) == round(units(60) * 0.2 + units(50) * 1.0)
-    assert priority_units(s, ts(36), CFG) == units(110)
-    assert priority_units(st.CustomerState("c2"), ts(36), CFG) == 0
+    def priority(state: st.CustomerState, now: float) -> int:
+        return OpenBook(state, now, grace_seconds(CFG)).priority
+
+    assert priority(s, ts(5)) == round(units(60) * 0.2 + units(50) * 0.4)
+    assert priority(s, ts(15)) == round(units(60) * 0.2 + units(50) * 0.4)  # at grace
+    assert priority(s, ts(15) + 1.0) == round(units(60) * 0.2 + units(50) * 1.0)
+    assert priority(s, ts(36)) == units(110)
+    assert priority(st.CustomerState("c2"), ts(36)) == 0
 
 
 @pytest.mark.parametrize(("band", "dpd", "disputed_only", "action"), [
@@ -228,7 +232,7 @@ def test_reasons_of_a_good_payer_and_of_a_new_customer() -> None:
 def test_band_for_and_next_band_agree_going_up() -> None:
     for k in range(101):
         p = k / 100
-        assert next_band(0, p, CFG) == CFG.band_for(p)
+        assert next_band(0, p, CFG) == band_for(p, CFG)
     assert next_band(3, 0.0, CFG) == 0
 
 
@@ -241,8 +245,8 @@ def test_a_recent_payment_is_never_given_as_a_reason() -> None:
     assert s is not None
     since = EXPLAINERS["days_since_payment_log"]
     v = features(s, ts(10), ScoringConfig())[FEATURE_NAMES.index("days_since_payment_log")]
-    assert since(s, v, ts(10), OpenBook(s, ts(10), 5.0)) is None
-    assert since(s, v, ts(40), OpenBook(s, ts(40), 5.0)) == "no payment for 30 days"
+    assert since(s, v, ts(10), OpenBook(s, ts(10), 5.0 * 86_400)) is None
+    assert since(s, v, ts(40), OpenBook(s, ts(40), 5.0 * 86_400)) == "no payment for 30 days"
 
 
 def test_reasons_rank_largest_first_ties_by_name_and_only_positive_pushes() -> None:
