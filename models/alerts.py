@@ -14,7 +14,8 @@ from collections.abc import Sequence
 from dataclasses import dataclass
 
 from models.config import DAY, ScoringConfig
-from models.state import CustomerState, Invoice
+from models.invoice import Invoice
+from models.state import CustomerState
 from schemas.records import BANDS, Reason
 
 HIGH = 2

@@ -32,7 +32,8 @@ from dataclasses import dataclass, field
 from datetime import UTC, datetime
 from typing import Any
 
-from models import state as st
+from models import invoice as iv
+from models import transitions as tr
 from models.config import DAY, ScoringConfig
 from models.engine import TYPE_ORDER, Engine
 from models.evaluation import alert_quality, first_alert_times
@@ -117,7 +118,7 @@ class BacktestRun:
                 self._issued(step.customer_id, step.event)
             self.alerts.extend((a.customer_id, a.kind, step.at) for a in step.alerts)
 
-    def _label(self, cid: str, label: st.Label) -> None:
+    def _label(self, cid: str, label: iv.Label) -> None:
         key = (cid, label.invoice_id)
         rec = self.records.get(key)
         if rec is None:
@@ -410,10 +411,10 @@ def features_as_of_issue(before: CustomerState | None, event: InvoiceIssued,
     """
     s = copy.deepcopy(before) if before is not None else CustomerState(event.customer_id)
     at = event.at.timestamp()
-    st.advance(s, at, cfg)
+    tr.advance(s, at, cfg)
     try:
-        st.touch(s, at, event.currency)
-    except st.Rejected:
+        tr.touch(s, at, event.currency)
+    except tr.Rejected:
         return None
     return features(s, at, cfg, to_units(event.amount), (event.due_at.timestamp() - at) / DAY)
 

@@ -32,7 +32,8 @@ from typing import NamedTuple
 from models.config import DAY, ScoringConfig
 from models.model import OnlineModel
 from models.processor import REJECTED, Processor, Step
-from models.state import CustomerState, next_deadline
+from models.state import CustomerState
+from models.transitions import next_deadline
 from schemas.events import Event
 
 TYPE_ORDER = {"invoice.issued": 0, "invoice.disputed": 1, "invoice.dispute_resolved": 2,

@@ -12,9 +12,10 @@ from array import array
 from collections.abc import Sequence
 
 from models.config import DAY, ScoringConfig
+from models.invoice import DISPUTED, Invoice, read_status
 from models.money import to_major
 from models.policy import at_risk_p, grace_seconds, past_due, priority_units
-from models.state import DISPUTED, CustomerState, Invoice, read_status
+from models.state import CustomerState
 
 FEATURE_NAMES: tuple[str, ...] = (
     "history_log",          # log1p(resolved invoices)

@@ -13,7 +13,9 @@ from dataclasses import dataclass, field
 from datetime import UTC, datetime
 from functools import lru_cache
 
+from models import invoice as iv
 from models import state as st
+from models import transitions as tr
 from models.alerts import alert_id, decide, track_p
 from models.config import DAY, ScoringConfig
 from models.features import OpenBook, feature_list, features
@@ -49,7 +51,7 @@ class Step:
     event: Event | None = None
     score: ScoreRecord | None = None
     alerts: list[AlertRecord] = field(default_factory=list)
-    labels: list[st.Label] = field(default_factory=list)
+    labels: list[iv.Label] = field(default_factory=list)
     late: bool = False
     source: str | None = None
     offset: int = -1
@@ -113,13 +115,13 @@ class Processor:
             # not remembered again: a flood of one duplicate must not evict other ids
             return s, Step(s.customer_id, DUPLICATE, at, "event_id already applied", event)
         late = at < s.last_event
-        labels, went_overdue = st.advance(s, at, self.cfg)
+        labels, went_overdue = tr.advance(s, at, self.cfg)
         before = (s.currency, s.first_seen, s.last_event)
         try:
-            st.touch(s, at, getattr(event, "currency", None))
+            tr.touch(s, at, getattr(event, "currency", None))
             changed, reuse = self._transition(s, event, at)
             labels += changed
-        except st.Rejected as exc:
+        except tr.Rejected as exc:
             # transitions check before they change anything; undo touch() too, so a
             # refused event leaves no trace (not even the customer's currency)
             s.currency, s.first_seen, s.last_event = before
@@ -133,7 +135,7 @@ class Processor:
 
     def advance(self, s: st.CustomerState, now: float) -> Step | None:
         """Let event time pass for this customer; a Step only if something changed."""
-        labels, went_overdue = st.advance(s, now, self.cfg)
+        labels, went_overdue = tr.advance(s, now, self.cfg)
         if not labels and not went_overdue:
             return None
         trigger = f"time:{iso(now)}"
@@ -150,23 +152,23 @@ class Processor:
             s.offsets[position[0]] = max(position[1], s.offsets.get(position[0], -1))
 
     def _transition(self, s: st.CustomerState, event: Event,
-                    at: float) -> tuple[list[st.Label], Reuse | None]:
+                    at: float) -> tuple[list[iv.Label], Reuse | None]:
         """Apply the event's transition: the labels it resolved, and what _finish may reuse."""
         cfg = self.cfg
         if isinstance(event, InvoiceIssued):
             return self._issue(s, event, at)
         if isinstance(event, PaymentReceived):
-            return st.receive_payment(s, to_units(event.amount), at, event.invoice_ids, cfg), None
+            return tr.receive_payment(s, to_units(event.amount), at, event.invoice_ids, cfg), None
         if isinstance(event, InvoiceAdjusted):
-            return st.adjust_invoice(s, event.invoice_id, to_units(event.amount), at,
+            return tr.adjust_invoice(s, event.invoice_id, to_units(event.amount), at,
                                      event.kind, cfg), None
         if isinstance(event, InvoiceDisputed | InvoiceDisputeResolved):
-            st.set_disputed(s, event.invoice_id, isinstance(event, InvoiceDisputed))
+            tr.set_disputed(s, event.invoice_id, isinstance(event, InvoiceDisputed))
             return [], None
-        raise st.Rejected(f"unsupported event {type(event).__name__}")
+        raise tr.Rejected(f"unsupported event {type(event).__name__}")
 
     def _issue(self, s: st.CustomerState, event: InvoiceIssued,
-               at: float) -> tuple[list[st.Label], Reuse | None]:
+               at: float) -> tuple[list[iv.Label], Reuse | None]:
         """Predict at issue on the snapshot, then open the invoice.
 
         A *plain* issue (no credit and no held cash to apply to it) changes only the
@@ -180,19 +182,19 @@ class Processor:
         book = OpenBook(s, at, grace_seconds(cfg))
         x = features(s, at, cfg, units, (due - at) / DAY, book=book)
         plain = not s.credit and not any(event.invoice_id in h.invoice_ids for h in s.held)
-        labels = st.issue_invoice(s, event.invoice_id, at, due, units, st.pack(x),
+        labels = tr.issue_invoice(s, event.invoice_id, at, due, units, iv.pack(x),
                                   self.model.predict(x), cfg)
         if not plain or labels:
             return labels, None
         book.add(s.invoices[event.invoice_id])
         return labels, (book, x)
 
-    def _learn(self, labels: list[st.Label]) -> None:
+    def _learn(self, labels: list[iv.Label]) -> None:
         for label in labels:
             self.model.learn(label.x, label.y, label.p_at_issue)
 
     def _finish(self, s: st.CustomerState, now: float, trigger: str,
-                labels: list[st.Label], went_overdue: list[st.Invoice],
+                labels: list[iv.Label], went_overdue: list[iv.Invoice],
                 reuse: Reuse | None = None) -> Step:
         self._learn(labels)
         cfg = self.cfg

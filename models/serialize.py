@@ -32,19 +32,8 @@ from typing import Any
 
 import orjson
 
-from models.state import (
-    INVOICE_FIELDS,
-    STATE_FIELDS,
-    STORED_FIELDS,
-    CustomerState,
-    Held,
-    Invoice,
-    OpenInvoices,
-    pack,
-    ring_ids,
-    to_ring,
-    unpack,
-)
+from models.invoice import INVOICE_FIELDS, Invoice, OpenInvoices, pack, unpack
+from models.state import STATE_FIELDS, STORED_FIELDS, CustomerState, Held, ring_ids, to_ring
 
 PACKED_VERSION = 3
 """The ``"v"`` tag of the packed shape :func:`dumps_packed` writes: a state's stored fields

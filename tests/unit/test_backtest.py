@@ -17,6 +17,7 @@ import models.processor as processor_module
 from models import backtest as bt
 from models import baseline
 from models import state as st
+from models import transitions as tr
 from models.config import DAY, ScoringConfig
 from models.features import FEATURE_NAMES, features
 from models.model import OnlineModel
@@ -205,8 +206,8 @@ def test_snapshot_is_the_features_at_issue_not_after() -> None:
     at = T0 + 60 * DAY
     before = copy.deepcopy(s)
     s, _ = proc.apply(s, issued("I1", 60, due_in=30, amount="500"))
-    st.advance(before, at, CFG)
-    st.touch(before, at, "EUR")
+    tr.advance(before, at, CFG)
+    tr.touch(before, at, "EUR")
     expected = features(before, at, CFG, 500 * 10_000, 30.0)
     snapshot = s.invoices["I1"].snapshot
     assert snapshot is not None

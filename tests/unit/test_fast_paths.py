@@ -13,6 +13,7 @@ import pytest
 from hypothesis import given
 from hypothesis import strategies as hs
 
+from models import invoice as iv
 from models import processor as processor_module
 from models import state as st
 from models.config import DAY, ScoringConfig
@@ -113,15 +114,15 @@ def _bits(values: Any) -> list[bytes]:
 @given(hs.lists(hs.one_of(hs.just(0.0), hs.just(-0.0), hs.floats(allow_nan=True)),
                 min_size=0, max_size=40))
 def test_pack_round_trips_bit_for_bit(values: list[float]) -> None:
-    raw = st.pack(values)
-    assert _bits(st.unpack(raw)) == _bits(values)
+    raw = iv.pack(values)
+    assert _bits(iv.unpack(raw)) == _bits(values)
     assert len(raw) <= 1 + (len(values) + 7) // 8 + 8 * len(values)
 
 
 def test_pack_leaves_out_zeros() -> None:
     x = [0.0] * 25
     x[3], x[7] = 1.5, math.inf
-    assert len(st.pack(x)) == 1 + 4 + 16
+    assert len(iv.pack(x)) == 1 + 4 + 16
 
 
 @given(hs.lists(hs.integers(min_value=0, max_value=2**63 - 1), max_size=12),

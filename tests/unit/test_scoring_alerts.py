@@ -7,6 +7,7 @@ import re
 import pytest
 from helpers import dispute, invoice, payment, processor, run, ts, units
 
+from models import invoice as iv
 from models import state as st
 from models.alerts import alert_id, decide, track_p
 from models.config import ScoringConfig
@@ -20,9 +21,9 @@ NO_COOLDOWN = ScoringConfig(alert_cooldown_days=0.0)
 
 
 def inv(inv_id: str = "i1", *, due: float = 30.0, amount: float = 100, p: float = 0.3,
-        disputed: bool = False) -> st.Invoice:
+        disputed: bool = False) -> iv.Invoice:
     u = units(amount)
-    return st.Invoice(inv_id, ts(0), ts(due), u, u, p, None, disputed=disputed)
+    return iv.Invoice(inv_id, ts(0), ts(due), u, u, p, None, disputed=disputed)
 
 
 # --- bands ----------------------------------------------------------------------------------
@@ -163,7 +164,7 @@ def test_alert_ids_repeat_for_the_same_trigger_across_runs() -> None:
 
 def test_priority_is_open_times_p_with_p_one_past_due_plus_grace() -> None:
     s = st.CustomerState("c1")
-    s.invoices = st.OpenInvoices([inv("a", due=30, amount=100, p=0.2), inv("b", due=10, amount=50, p=0.4)])
+    s.invoices = iv.OpenInvoices([inv("a", due=30, amount=100, p=0.2), inv("b", due=10, amount=50, p=0.4)])
     s.invoices["a"].open = units(60)
     def priority(state: st.CustomerState, now: float) -> int:
         return OpenBook(state, now, grace_seconds(CFG)).priority

@@ -18,6 +18,7 @@ from helpers import (
 )
 from hypothesis import given, settings
 
+from models.invoice import INVOICE_FIELDS
 from models.serialize import (
     dumps_packed,
     state_from_dict,
@@ -25,7 +26,7 @@ from models.serialize import (
     state_from_record,
     state_to_dict,
 )
-from models.state import INVOICE_FIELDS, CustomerState, Held, ring_ids
+from models.state import CustomerState, Held, ring_ids
 
 
 def through_json(s: CustomerState) -> CustomerState:

@@ -18,7 +18,9 @@ from helpers import (
 )
 from hypothesis import given, settings
 
+from models import invoice as iv
 from models import state as st
+from models import transitions as tr
 from models.config import DAY, ScoringConfig
 from models.processor import DUPLICATE, OK, REJECTED
 
@@ -30,7 +32,7 @@ def fresh(*invoices: tuple[str, float, float, float]) -> st.CustomerState:
     """A state with open invoices (id, amount, issued day, due day), via the state functions."""
     s = st.CustomerState("c1")
     for inv_id, amount, issued, due in invoices:
-        assert st.issue_invoice(s, inv_id, ts(issued), ts(due), units(amount), array("d", X),
+        assert tr.issue_invoice(s, inv_id, ts(issued), ts(due), units(amount), array("d", X),
                                 0.3, CFG) == []
     return s
 
@@ -66,8 +68,8 @@ def test_one_payment_covers_several_named_invoices_in_the_order_given() -> None:
 
 def test_unnamed_payment_applies_oldest_first_by_issue_time_skipping_disputed() -> None:
     s = fresh(("b", 100, 0, 30), ("a", 100, 5, 35), ("c", 100, 2, 32))
-    st.set_disputed(s, "c", True)
-    labels = st.receive_payment(s, units(150), ts(10), (), CFG)
+    tr.set_disputed(s, "c", True)
+    labels = tr.receive_payment(s, units(150), ts(10), (), CFG)
     assert "b" not in s.invoices  # oldest by issue time, although its id sorts after "a"
     assert s.invoices["c"].open == units(100)  # disputed: skipped
     assert s.invoices["a"].open == units(50)
@@ -77,7 +79,7 @@ def test_unnamed_payment_applies_oldest_first_by_issue_time_skipping_disputed() 
 
 def test_unnamed_payment_with_nothing_open_becomes_credit() -> None:
     s = st.CustomerState("c1")
-    st.receive_payment(s, units(40), ts(1), (), CFG)
+    tr.receive_payment(s, units(40), ts(1), (), CFG)
     assert s.credit == units(40) and s.conserved()
 
 
@@ -122,7 +124,7 @@ def test_held_payments_beyond_the_cap_become_credit() -> None:
     cfg = ScoringConfig()
     s = st.CustomerState("c1")
     for k in range(cfg.max_unapplied + 4):
-        st.receive_payment(s, units(10), ts(k), (f"future-{k}",), cfg)
+        tr.receive_payment(s, units(10), ts(k), (f"future-{k}",), cfg)
         assert s.conserved()
     assert len(s.held) == cfg.max_unapplied
     assert s.credit == units(40) and s.unapplied_units == units(10 * cfg.max_unapplied)
@@ -213,12 +215,12 @@ def test_rejected_first_event_does_not_fix_the_customers_currency() -> None:
 def test_state_functions_reject_non_positive_invoices_and_payments(amount: int) -> None:
     s = fresh(("i1", 100, 0, 30))
     before = snapshot(s)
-    with pytest.raises(st.Rejected, match="positive"):
-        st.issue_invoice(s, "i2", ts(1), ts(31), amount, array("d", X), 0.3, CFG)
-    with pytest.raises(st.Rejected, match="positive"):
-        st.receive_payment(s, amount, ts(1), ("i1",), CFG)
-    with pytest.raises(st.Rejected, match="positive"):
-        st.receive_payment(s, amount, ts(1), (), CFG)
+    with pytest.raises(tr.Rejected, match="positive"):
+        tr.issue_invoice(s, "i2", ts(1), ts(31), amount, array("d", X), 0.3, CFG)
+    with pytest.raises(tr.Rejected, match="positive"):
+        tr.receive_payment(s, amount, ts(1), ("i1",), CFG)
+    with pytest.raises(tr.Rejected, match="positive"):
+        tr.receive_payment(s, amount, ts(1), (), CFG)
     assert snapshot(s) == before
 
 
@@ -226,18 +228,18 @@ def test_state_functions_reject_non_positive_invoices_and_payments(amount: int) 
 def test_state_functions_reject_non_positive_adjustments(amount: int) -> None:
     s = fresh(("i1", 100, 0, 30))
     before = snapshot(s)
-    with pytest.raises(st.Rejected, match="positive"):
-        st.adjust_invoice(s, "i1", amount, ts(1), "credit_note", CFG)
+    with pytest.raises(tr.Rejected, match="positive"):
+        tr.adjust_invoice(s, "i1", amount, ts(1), "credit_note", CFG)
     assert snapshot(s) == before
 
 
 def test_unknown_invoice_adjustment_or_dispute_is_rejected() -> None:
     s = fresh(("i1", 100, 0, 30))
     before = snapshot(s)
-    with pytest.raises(st.Rejected, match="not known"):
-        st.adjust_invoice(s, "zz", units(10), ts(1), "credit_note", CFG)
-    with pytest.raises(st.Rejected, match="not known"):
-        st.set_disputed(s, "zz", True)
+    with pytest.raises(tr.Rejected, match="not known"):
+        tr.adjust_invoice(s, "zz", units(10), ts(1), "credit_note", CFG)
+    with pytest.raises(tr.Rejected, match="not known"):
+        tr.set_disputed(s, "zz", True)
     assert snapshot(s) == before
 
 
@@ -255,27 +257,27 @@ def test_reissuing_an_invoice_id_is_rejected_while_open_and_after_close() -> Non
 
 def test_invoice_passing_due_is_noticed_once() -> None:
     s = fresh(("i1", 100, 0, 30))
-    assert st.advance(s, ts(30), CFG) == ([], [])
-    labels, overdue = st.advance(s, ts(30) + 1.0, CFG)
+    assert tr.advance(s, ts(30), CFG) == ([], [])
+    labels, overdue = tr.advance(s, ts(30) + 1.0, CFG)
     assert labels == [] and [i.invoice_id for i in overdue] == ["i1"]
-    assert st.advance(s, ts(31), CFG) == ([], [])
+    assert tr.advance(s, ts(31), CFG) == ([], [])
 
 
 def test_open_invoice_resolves_late_exactly_once_at_due_grace_lateness() -> None:
     cfg = ScoringConfig(grace_days=5.0, label_lateness_days=1.0)
     s = fresh(("i1", 100, 0, 30))
     deadline = ts(30) + 6 * DAY
-    assert st.next_deadline(s, ts(30) + 2.0, cfg) == deadline
-    labels, _ = st.advance(s, deadline - 1.0, cfg)
+    assert tr.next_deadline(s, ts(30) + 2.0, cfg) == deadline
+    labels, _ = tr.advance(s, deadline - 1.0, cfg)
     assert labels == []
-    labels, _ = st.advance(s, deadline, cfg)
+    labels, _ = tr.advance(s, deadline, cfg)
     [label] = labels
     assert (label.invoice_id, label.y, label.resolved_at) == ("i1", 1, deadline)
     assert s.n_labels == 1 and s.n_late == 1 and s.invoices["i1"].x is None
-    assert st.advance(s, deadline + 10 * DAY, cfg) == ([], [])
-    assert st.next_deadline(s, deadline, cfg) is None
+    assert tr.advance(s, deadline + 10 * DAY, cfg) == ([], [])
+    assert tr.next_deadline(s, deadline, cfg) is None
     # a later payment closes it but teaches nothing again
-    assert st.receive_payment(s, units(100), deadline + DAY, ("i1",), cfg) == []
+    assert tr.receive_payment(s, units(100), deadline + DAY, ("i1",), cfg) == []
     assert s.n_labels == 1 and s.n_paid == 1 and "i1" not in s.invoices
 
 
@@ -292,48 +294,48 @@ def test_late_resolution_is_learned_once_through_the_processor() -> None:
 def test_label_on_full_payment_compares_with_due_plus_grace(paid_after_due_days: float,
                                                               y: int) -> None:
     s = fresh(("i1", 100, 0, 30))
-    [label] = st.receive_payment(s, units(100), ts(30 + paid_after_due_days), (), CFG)
+    [label] = tr.receive_payment(s, units(100), ts(30 + paid_after_due_days), (), CFG)
     assert label.y == y and s.n_late == y and s.n_labels == 1
 
 
 def test_write_off_closes_the_invoice_with_a_late_label() -> None:
     s = fresh(("i1", 100, 0, 30))
-    st.receive_payment(s, units(30), ts(5), ("i1",), CFG)
-    [label] = st.adjust_invoice(s, "i1", units(70), ts(10), "write_off", CFG)
+    tr.receive_payment(s, units(30), ts(5), ("i1",), CFG)
+    [label] = tr.adjust_invoice(s, "i1", units(70), ts(10), "write_off", CFG)
     assert (label.invoice_id, label.y) == ("i1", 1)
     assert s.invoices == {} and s.n_late == 1 and s.conserved()
 
 
 def test_credit_note_cancelling_an_unpaid_invoice_drops_its_snapshot() -> None:
     s = fresh(("i1", 100, 0, 30))
-    assert st.adjust_invoice(s, "i1", units(120), ts(10), "credit_note", CFG) == []
+    assert tr.adjust_invoice(s, "i1", units(120), ts(10), "credit_note", CFG) == []
     assert s.invoices == {} and s.n_labels == 0 and s.n_paid == 0
     assert s.credit == units(20) and s.conserved()  # the excess is the customer's
-    assert st.advance(s, ts(100), CFG) == ([], [])
+    assert tr.advance(s, ts(100), CFG) == ([], [])
 
 
 def test_credit_note_finishing_a_partly_paid_invoice_counts_as_paid() -> None:
     s = fresh(("i1", 100, 0, 30))
-    st.receive_payment(s, units(90), ts(20), ("i1",), CFG)
-    [label] = st.adjust_invoice(s, "i1", units(10), ts(25), "credit_note", CFG)
+    tr.receive_payment(s, units(90), ts(20), ("i1",), CFG)
+    [label] = tr.adjust_invoice(s, "i1", units(10), ts(25), "credit_note", CFG)
     assert label.y == 0 and s.n_paid == 1 and s.conserved()
 
 
 def test_disputed_invoice_gets_no_overdue_notice_and_no_label_by_deadline() -> None:
     s = fresh(("i1", 100, 0, 30), ("i2", 100, 0, 30))
-    st.set_disputed(s, "i1", True)
+    tr.set_disputed(s, "i1", True)
     assert s.n_disputes == 1
-    labels, overdue = st.advance(s, ts(60), CFG)
+    labels, overdue = tr.advance(s, ts(60), CFG)
     assert [lb.invoice_id for lb in labels] == ["i2"]
     assert [i.invoice_id for i in overdue] == ["i2"]
-    st.set_disputed(s, "i1", False)
-    labels, overdue = st.advance(s, ts(61), CFG)
+    tr.set_disputed(s, "i1", False)
+    labels, overdue = tr.advance(s, ts(61), CFG)
     assert labels == [] and [i.invoice_id for i in overdue] == ["i1"]  # collectable again
-    assert st.advance(s, ts(200), CFG) == ([], [])  # ever disputed: resolves only on close
-    assert st.next_deadline(s, ts(61), CFG) is None
-    [label] = st.receive_payment(s, units(100), ts(201), ("i1",), CFG)
+    assert tr.advance(s, ts(200), CFG) == ([], [])  # ever disputed: resolves only on close
+    assert tr.next_deadline(s, ts(61), CFG) is None
+    [label] = tr.receive_payment(s, units(100), ts(201), ("i1",), CFG)
     assert label.y == 1
-    st.set_disputed(s, "i1", True)  # a dispute on a closed invoice changes nothing
+    tr.set_disputed(s, "i1", True)  # a dispute on a closed invoice changes nothing
     assert s.n_disputes == 1
 
 
@@ -377,24 +379,24 @@ def test_any_event_sequence_conserves_money(events: list) -> None:  # type: igno
 # --- packed records -----------------------------------------------------------------------
 
 INVOICE_VALUES = {"invoice_id": "INV-7", "issued": 1.5e9 + 0.25, "due": 1.5e9 + 86_400.5,
-                  "amount": 10**16, "open": 10**16 - 1, "p_late": 0.1 + 0.2, "x": st.pack([0.0, -0.0, 2.5]),
+                  "amount": 10**16, "open": 10**16 - 1, "p_late": 0.1 + 0.2, "x": iv.pack([0.0, -0.0, 2.5]),
                   "label": 1, "disputed": True, "ever_disputed": True, "payments": 3,
                   "last_paid": 1.5e9 + 7.0, "overdue_noticed": True}
 
 
 def test_an_invoice_record_keeps_every_field_exactly() -> None:
-    inv = st.Invoice(**INVOICE_VALUES)
-    assert {name: getattr(inv, name) for name in st.INVOICE_FIELDS} == INVOICE_VALUES
-    assert st.Invoice.from_packed(inv.packed) == inv
-    bare = st.Invoice("i", 1.0, 2.0, 3, 3, 0.5, None)
+    inv = iv.Invoice(**INVOICE_VALUES)
+    assert {name: getattr(inv, name) for name in iv.INVOICE_FIELDS} == INVOICE_VALUES
+    assert iv.Invoice.from_packed(inv.packed) == inv
+    bare = iv.Invoice("i", 1.0, 2.0, 3, 3, 0.5, None)
     flags = (bare.label, bare.disputed, bare.ever_disputed, bare.overdue_noticed)
     assert flags == (None, False, False, False)
     assert (bare.payments, bare.last_paid, bare.x, bare.snapshot) == (0, 0.0, None, None)
 
 
 def test_invoice_fields_are_written_one_at_a_time() -> None:
-    inv = st.Invoice(**{**INVOICE_VALUES, "label": None, "disputed": False, "x": None})
-    inv.open, inv.disputed, inv.label, inv.x = 5, True, 0, st.pack([1.0])
+    inv = iv.Invoice(**{**INVOICE_VALUES, "label": None, "disputed": False, "x": None})
+    inv.open, inv.disputed, inv.label, inv.x = 5, True, 0, iv.pack([1.0])
     assert (inv.open, inv.disputed, inv.ever_disputed, inv.label) == (5, True, True, 0)
     assert list(inv.snapshot or []) == [1.0]
     inv.ever_disputed, inv.label, inv.x = False, None, None
@@ -403,29 +405,29 @@ def test_invoice_fields_are_written_one_at_a_time() -> None:
 
 
 def test_paying_and_resolving_an_invoice() -> None:
-    inv = st.Invoice("i", 1.0, 2.0, 100, 100, 0.5, st.pack([3.0]))
+    inv = iv.Invoice("i", 1.0, 2.0, 100, 100, 0.5, iv.pack([3.0]))
     assert inv.pay(30, 9.0) == (30, 70) and inv.pay(200, 5.0) == (70, 0) and inv.pay(1, 10.0) == (0, 0)
     assert (inv.open, inv.payments, inv.last_paid) == (0, 2, 9.0)
-    assert inv.resolve(1) == st.pack([3.0]) and (inv.label, inv.x) == (1, None)
+    assert inv.resolve(1) == iv.pack([3.0]) and (inv.label, inv.x) == (1, None)
 
 
 @pytest.mark.parametrize("bad", [{"invoice_id": ""}, {"invoice_id": "i" * 256}, {"x": b""},
                                  {"label": 2}])
 def test_invoice_values_a_record_cannot_hold_are_refused(bad: dict) -> None:  # type: ignore[type-arg]
     with pytest.raises(ValueError):
-        st.Invoice(**{**INVOICE_VALUES, **bad})
+        iv.Invoice(**{**INVOICE_VALUES, **bad})
 
 
 def test_a_truncated_record_is_refused() -> None:
     with pytest.raises(ValueError, match="not an invoice record"):
-        st.Invoice.from_packed(st.Invoice(**INVOICE_VALUES).packed[:56])
+        iv.Invoice.from_packed(iv.Invoice(**INVOICE_VALUES).packed[:56])
 
 
 def test_open_invoices_find_ids_exactly_and_keep_issue_order() -> None:
-    invs = st.NO_INVOICES
+    invs = iv.NO_INVOICES
     for inv_id in ("i1", "i10", "i100"):
-        invs = invs.adding(st.Invoice(inv_id, 1.0, 2.0, 1, 1, 0.5, None))
-    assert invs.keys() == ["i1", "i10", "i100"] and len(invs) == 3 and st.NO_INVOICES == {}
+        invs = invs.adding(iv.Invoice(inv_id, 1.0, 2.0, 1, 1, 0.5, None))
+    assert invs.keys() == ["i1", "i10", "i100"] and len(invs) == 3 and iv.NO_INVOICES == {}
     assert invs["i10"].invoice_id == "i10" and invs[1] is invs["i10"] and list(invs) == list(invs.values())
     assert "i1" in invs and "i" not in invs and 3 not in invs
     assert invs.get("i1000") is None and invs.get("x" * 300) is None
@@ -434,7 +436,7 @@ def test_open_invoices_find_ids_exactly_and_keep_issue_order() -> None:
     fewer = invs.without(invs["i1"])
     assert fewer.keys() == ["i10", "i100"] and len(invs) == 3  # a new tuple, this one unchanged
     assert fewer == {"i10": invs["i10"], "i100": invs["i100"]} and fewer != {"i10": invs["i10"]}
-    assert fewer == st.OpenInvoices(fewer.values()) and fewer != invs and isinstance(fewer, tuple)
+    assert fewer == iv.OpenInvoices(fewer.values()) and fewer != invs and isinstance(fewer, tuple)
 
 
 def test_alert_times_are_kept_per_kind_and_read_as_the_dict_they_replace() -> None:
