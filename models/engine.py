@@ -266,9 +266,7 @@ class Engine:
 
     def _apply(self, item: Pending) -> Step:
         event = item.event
-        position = (item.source, item.offset) if item.offset >= 0 else None
-        state, step = self.processor.apply(self.store.get(event.customer_id), event, position,
-                                           at=item.at)
+        state, step = self.processor.apply(self.store.get(event.customer_id), event, at=item.at)
         self.store[event.customer_id] = state
         self.schedule(state)
         step.source, step.offset, step.raw = item.source, item.offset, item.raw

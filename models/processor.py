@@ -95,17 +95,15 @@ class Processor:
         self.cfg = cfg
         self.model = model
 
-    def apply(self, state: st.CustomerState | None, event: Event,
-              position: tuple[str, int] | None = None, *,
+    def apply(self, state: st.CustomerState | None, event: Event, *,
               at: float | None = None) -> tuple[st.CustomerState, Step]:
         """Apply one event; a redelivered or re-sent event (same event_id) changes nothing.
 
         Redelivery is recognised by event_id, not by offset: the engine releases events in
         event-time order, so offsets of one partition are not applied in increasing order
-        and "offset <= highest applied" would wrongly drop a delayed event. ``position``
-        (source partition, offset) is recorded to say which partition owns the customer.
-        The state passed in is updated in place and returned: write it back. ``at`` is
-        ``event.at`` in epoch seconds, if the caller has converted it already.
+        and "offset <= highest applied" would wrongly drop a delayed event. The state passed
+        in is updated in place and returned: write it back. ``at`` is ``event.at`` in epoch
+        seconds, if the caller has converted it already.
         """
         s = state if state is not None else st.CustomerState(event.customer_id)
         if at is None:
@@ -126,9 +124,9 @@ class Processor:
             # refused event leaves no trace (not even the customer's currency)
             s.currency, s.first_seen, s.last_event = before
             self._learn(labels)
-            self._mark(s, event_key, position)
+            st.remember_key(s, event_key, self.cfg)
             return s, Step(s.customer_id, REJECTED, at, str(exc), event, labels=labels)
-        self._mark(s, event_key, position)
+        st.remember_key(s, event_key, self.cfg)
         step = self._finish(s, at, event.event_id, labels, went_overdue, reuse)
         step.event, step.late = event, late
         return s, step
@@ -142,14 +140,6 @@ class Processor:
         return self._finish(s, now, trigger, labels, went_overdue)
 
     # --- internals ----------------------------------------------------------------------
-
-    def _mark(self, s: st.CustomerState, event_key: bytes,
-              position: tuple[str, int] | None) -> None:
-        st.remember_key(s, event_key, self.cfg)
-        if position is not None:
-            if s.offsets is None:
-                s.offsets = {}
-            s.offsets[position[0]] = max(position[1], s.offsets.get(position[0], -1))
 
     def _transition(self, s: st.CustomerState, event: Event,
                     at: float) -> tuple[list[iv.Label], Reuse | None]:

@@ -30,10 +30,9 @@ from __future__ import annotations
 import base64
 from typing import Any
 
-import orjson
-
 from models.invoice import INVOICE_FIELDS, Invoice, OpenInvoices, pack, unpack
 from models.state import STATE_FIELDS, STORED_FIELDS, CustomerState, Held, ring_ids, to_ring
+from schemas.codec import dumps_with
 
 PACKED_VERSION = 3
 """The ``"v"`` tag of the packed shape :func:`dumps_packed` writes: a state's stored fields
@@ -60,7 +59,7 @@ def state_to_dict(s: CustomerState) -> dict[str, Any]:
             value = list(value)
         elif name in _RINGS:
             value = ring_ids(value)
-        elif name in ("alert_at", "offsets") and value is None:
+        elif name == "alert_at" and value is None:
             value = {}  # None in memory until first used, {} in JSON as before
         out[name] = value
     return out
@@ -92,8 +91,6 @@ def state_from_dict(d: dict[str, Any]) -> CustomerState:
             value = tuple(v for t, p in value for v in (t, p))
         elif name in _RINGS:
             value = to_ring(value)
-        elif name == "offsets":
-            value = dict(value) if value else None
         kwargs[name] = value
     return CustomerState(**kwargs)
 
@@ -102,7 +99,7 @@ def dumps_packed(doc: Any) -> bytes:
     """JSON bytes of ``doc``; the :class:`CustomerState` values in it take the packed shape
     (version :data:`PACKED_VERSION`): its stored fields by name, the open invoices as a list
     of their records, ``bytes`` as base64."""
-    return orjson.dumps(doc, default=_packed_default)
+    return dumps_with(doc, _packed_default)
 
 
 def _packed_default(value: Any) -> Any:

@@ -86,7 +86,7 @@ STATE_FIELDS = (
     "billed", "received", "adjusted", "n_invoices", "n_paid", "n_labels", "n_late",
     "n_partial", "n_disputes", "sum_days_late", "sum_days_late_w", "sum_w", "sum_days_to_pay",
     "sum_terms_days", "ewma_days_late", "recent", "first_seen", "last_event", "last_payment",
-    "band", "p", "p_hist", "alert_at", "offsets",
+    "band", "p", "p_hist", "alert_at",
 )
 """A state's fields, as :class:`CustomerState` takes them (the changelog's readable shape)."""
 
@@ -118,7 +118,6 @@ class CustomerState:
         "n_late",
         "n_paid",
         "n_partial",
-        "offsets",
         "p",
         "received",
         "recent_scores",
@@ -135,8 +134,7 @@ class CustomerState:
                  ewma_days_late: float = 0.0, recent: Sequence[float] = (),
                  first_seen: float = 0.0, last_event: float = 0.0, last_payment: float = 0.0,
                  band: int = 0, p: float = -1.0, p_hist: tuple[float, ...] = (),
-                 alert_at: Mapping[str, float] | None = None,
-                 offsets: dict[str, int] | None = None) -> None:
+                 alert_at: Mapping[str, float] | None = None) -> None:
         self.customer_id = customer_id
         self.currency = None if currency is None else sys.intern(currency)  # as touch() does
         self.invoices: OpenInvoices = (invoices if isinstance(invoices, OpenInvoices)
@@ -168,9 +166,6 @@ class CustomerState:
         """The last time each alert kind was raised, in the order first raised (entries of
         :data:`_ALERT`); None until the first alert (a dict of them was 184 bytes and more)."""
         self.alert_at = alert_at
-        # idempotency: highest source offset applied, per input partition
-        self.offsets = offsets
-        """None until an event with a source position is applied (replays of files have none)."""
 
     sum_days_late: Field[float] = HISTORY.field("sum_days_late")
     sum_days_late_w: Field[float] = HISTORY.field("sum_days_late_w")

@@ -26,13 +26,13 @@ GOLDEN = {
     "mixed": (("--reorder-hours", "6"), {
         "outputs": "c54600b773219dfdc55cfa14c95dbb8878a884bf7ea07a28e826d60917c43542",
         "deadletters": "58b370b4ce4d6ac3aab0751a0c9224d44b87b9eda44d248a498a07b9c652b38a",
-        "states": "ad8e82a6ebbd545d16ca300ffaf0bcf3d5c6daf7c11de556fad34bfc03b31b2b",
+        "states": "0fbe3b79a84dbfb1256e1734fd1450fbf17829ee3ff3a89313616ed526a6dc2e",
         "summary": "072bd5075eec30f86808eb2dfab1e46e10bd8629285ad59c96396c7d80bd3d28",
     }),
     "plain": (("--partitions", "4", "--reorder-hours", "12"), {
         "outputs": "8bb9a83b36c0f22eb5c5ea95ac1364d0b5c7def6ffeab8564ef82b9b94e6017f",
         "deadletters": "e3b0c44298fc1c149afbf4c8996fb92427ae41e4649b934ca495991b7852b855",
-        "states": "9a1ba4927f3a3d4d6b756afb8d3e3a7a81ebdeb0d6314efab242ed5557f10ba8",
+        "states": "566275396441dc1ffb159ca62bee33ea5045622d44b2e6151ed37a30a1404d4e",
         "summary": "e8671136d86c541bb8efa14149026c376b8f6d2206a1b5fe728e1c423c574f7e",
     }),
 }

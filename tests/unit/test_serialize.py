@@ -41,7 +41,7 @@ def rich_state() -> CustomerState:
                 payment("c1", "30.5", 4, "i2"), payment("c1", 80, 5, "future"),
                 invoice("c1", "i4", 20, 6, 36), payment("c1", 20, 7, "i4"),
                 payment("c1", 5, 40)], proc)
-    s, _ = proc.apply(s, payment("c1", 1, 41), ("ar.payments:3", 17))
+    s, _ = proc.apply(s, payment("c1", 1, 41))
     assert s is not None
     return s
 
@@ -51,7 +51,6 @@ def test_rich_state_round_trips_through_json() -> None:
     assert s.held and s.p_hist and s.recent and s.closed and len(ring_ids(s.seen)) == 10
     assert s.invoices["i1"].label == 1 and s.invoices["i1"].x is None  # resolved late
     assert s.invoices["i3"].disputed and s.invoices["i3"].x is not None
-    assert s.offsets == {"ar.payments:3": 17}
     back = through_json(s)
     assert back == s
     assert state_to_dict(back) == state_to_dict(s)
@@ -116,7 +115,7 @@ def v2_shape(s: CustomerState) -> dict:  # type: ignore[type-arg]
     doc["held"] = [{"invoice_ids": h.invoice_ids, "units": h.units, "received": h.received}
                    for h in s.held]
     doc["p_hist"] = list(s.p_hist)
-    doc["alert_at"], doc["offsets"] = s.alert_at, s.offsets
+    doc["alert_at"] = s.alert_at
     return doc
 
 
@@ -139,8 +138,8 @@ def test_round_trip_of_states_from_random_sequences(
         through: Callable[[CustomerState], CustomerState], events: list) -> None:  # type: ignore[type-arg]
     proc = processor()
     s = None
-    for k, event in enumerate(events):
-        s, _ = proc.apply(s, event, ("src:0", k) if k % 2 else None)
+    for event in events:
+        s, _ = proc.apply(s, event)
         assert through(s) == s
     assert s is not None
     assert state_to_dict(through(s)) == state_to_dict(s)
