@@ -130,6 +130,25 @@ class Engine:
 
         ``ingested`` (the record's broker timestamp) only travels to the event's Step, for
         the end-to-end latency metric; ordering never reads it.
+
+        Deadlines that fall before the event pass first, in event-time order: here the
+        invoice goes overdue (day 30), then its label resolves late (due + grace + label
+        lateness, day 36), then the payment of day 40 applies.
+
+        >>> from datetime import UTC, datetime, timedelta
+        >>> from decimal import Decimal
+        >>> from schemas.events import InvoiceIssued, PaymentReceived
+        >>> t0 = datetime(2025, 1, 1, tzinfo=UTC)
+        >>> engine = Engine(ScoringConfig(), OnlineModel(prior=0.3), {}, sources=("s",))
+        >>> [s.status for s in engine.submit(InvoiceIssued(
+        ...     event_id="e1", customer_id="c1", invoice_id="i1", amount=Decimal("100"),
+        ...     currency="EUR", issued_at=t0, due_at=t0 + timedelta(days=30)), "s", 0)]
+        ['ok']
+        >>> steps = engine.submit(PaymentReceived(
+        ...     event_id="e2", customer_id="c1", amount=Decimal("100"), currency="EUR",
+        ...     received_at=t0 + timedelta(days=40), invoice_ids=("i1",)), "s", 1)
+        >>> [(s.event is not None, [(lb.invoice_id, lb.y) for lb in s.labels]) for s in steps]
+        [(False, []), (False, [('i1', 1)]), (True, [])]
         """
         at = event.at.timestamp()
         max_seen = self.max_seen

@@ -104,6 +104,20 @@ class Processor:
         and "offset <= highest applied" would wrongly drop a delayed event. The state passed
         in is updated in place and returned: write it back. ``at`` is ``event.at`` in epoch
         seconds, if the caller has converted it already.
+
+        >>> from datetime import UTC, datetime, timedelta
+        >>> from decimal import Decimal
+        >>> t0 = datetime(2025, 1, 1, tzinfo=UTC)
+        >>> issued = InvoiceIssued(event_id="e1", customer_id="c1", invoice_id="i1",
+        ...                        amount=Decimal("100"), currency="EUR", issued_at=t0,
+        ...                        due_at=t0 + timedelta(days=30))
+        >>> proc = Processor(ScoringConfig(), OnlineModel(prior=0.3))
+        >>> state, step = proc.apply(None, issued)
+        >>> step.status, step.score.open_amount, step.score.p_late, step.score.band
+        ('ok', '100.00', 0.3, 'medium')
+        >>> state, step = proc.apply(state, issued)  # redelivered: nothing changes
+        >>> step.status, step.reason, state.open_units
+        ('duplicate', 'event_id already applied', 1000000)
         """
         s = state if state is not None else st.CustomerState(event.customer_id)
         if at is None:

@@ -138,6 +138,15 @@ def issue_invoice(state: CustomerState, invoice_id: str, issued: float, due: flo
     """Open a new invoice carrying its prediction; held cash and credit are applied to it.
 
     ``x`` is the feature snapshot at issue, as values or already :func:`~models.invoice.pack`-ed.
+
+    >>> cfg = ScoringConfig()
+    >>> s = CustomerState("c1")
+    >>> receive_payment(s, 300, 5.0, ("i1",), cfg)  # before its invoice: held
+    []
+    >>> issue_invoice(s, "i1", 10.0, 10.0 + 30 * DAY, 1000, [0.0], 0.3, cfg)
+    []
+    >>> s.invoices["i1"].open, s.unapplied_units, s.conserved()
+    (700, 0, True)
     """
     if invoice_id in state.invoices or ring_has(state.closed, id_key(invoice_id)):
         raise Rejected(f"invoice {invoice_id} was already issued")
@@ -169,6 +178,14 @@ def receive_payment(state: CustomerState, units: int, at: float, invoice_ids: tu
     """Apply cash: named invoices in the order given, unknown ones held, the rest oldest first.
 
     Whatever is left after the open invoices are paid becomes a credit balance.
+
+    >>> cfg = ScoringConfig()
+    >>> s = CustomerState("c1")
+    >>> _ = issue_invoice(s, "i1", 0.0, 30 * DAY, 1000, [0.0], 0.3, cfg)
+    >>> [(lb.invoice_id, lb.y) for lb in receive_payment(s, 1200, 40 * DAY, (), cfg)]
+    [('i1', 1)]
+    >>> s.open_units, s.credit, s.conserved()
+    (0, 200, True)
     """
     if units <= 0:
         raise Rejected("payment amount must be positive")
@@ -248,6 +265,15 @@ def advance(state: CustomerState, now: float, cfg: ScoringConfig) -> tuple[list[
     An undisputed invoice still open ``grace + label_lateness`` days after its due date is
     resolved as late (the label is known then, even though money is still owed).
     Invoices that were ever disputed resolve only when they close.
+
+    >>> cfg = ScoringConfig(grace_days=5, label_lateness_days=1)
+    >>> s = CustomerState("c1")
+    >>> _ = issue_invoice(s, "i1", 0.0, 30 * DAY, 1000, [0.0], 0.3, cfg)
+    >>> labels, overdue = advance(s, 31 * DAY, cfg)
+    >>> labels, [inv.invoice_id for inv in overdue]
+    ([], ['i1'])
+    >>> [(lb.invoice_id, lb.y, lb.resolved_at / DAY) for lb in advance(s, 40 * DAY, cfg)[0]]
+    [('i1', 1, 36.0)]
     """
     labels: list[Label] = []
     went_overdue: list[Invoice] = []
