@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import logging
 import os
+import sys
 from dataclasses import dataclass
 from typing import Any, NoReturn
 
@@ -81,7 +82,7 @@ def quiet_worker(app: faust.App, log_level: str) -> faust.Worker:
     (``ESC[?25l`` / ``ESC[?25h``) whether or not stdout is a terminal, so they landed in
     log files; without the spinner it logs "Ready" instead.
     """
-    worker = faust.Worker(app, loglevel=log_level.upper(), quiet=True,
+    worker = faust.Worker(app, loglevel=log_level.upper(), quiet=True, stdout=sys.stdout,
                           redirect_stdouts=False, override_logging=False)
     if not _isatty(worker.stdout):
         worker.spinner = None
