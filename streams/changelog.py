@@ -55,7 +55,6 @@ from streams.outbox import DeliveryFailed, Outbox, ensure_delivered
 from streams.settings import Settings
 
 log = logging.getLogger("arscore.worker")
-STATE_CODEC = "arscore_state"
 TABLE_NAME = "customer_to_state"
 
 
@@ -183,10 +182,11 @@ def declare_table(app: faust.App, s: Settings, log_: CommitLog) -> Any:
         app, name=TABLE_NAME, default=None, beacon=app.tables.beacon, partitions=s.partitions,
         on_changelog_event=log_.on_changelog))
     log_.table = table
-    # Faust derives serializers from types only; states use the project's codec instead.
-    # Set before first use: the store and changelog topic copy them when created.
-    table.key_serializer = "json"
-    table.value_serializer = STATE_CODEC
+    # No serializers to set: records are written as bytes (:meth:`CommitLog.commit_all`) and
+    # read from the raw bytes (:meth:`CommitLog.on_changelog`). The changelog topic keeps
+    # Faust's default (JSON), which only decodes ``event.value``, unused here. (Before the
+    # split the table was given a value serializer "arscore_state" that nothing read: the
+    # topic copies its serializers when the table is made, and the store never serializes.)
     return table
 
 

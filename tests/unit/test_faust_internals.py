@@ -10,7 +10,7 @@ from __future__ import annotations
 
 import asyncio
 import inspect
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
 from typing import Any
 
 import aiokafka
@@ -40,16 +40,21 @@ def _uses(module: Any, name: str) -> bool:
 # --- the transport ------------------------------------------------------------------
 
 
-def test_aiokafka_consumer_has_fetch_max_wait_ms() -> None:
-    async def make() -> Any:
-        consumer = aiokafka.AIOKafkaConsumer(bootstrap_servers="127.0.0.1:9",
-                                             fetch_max_wait_ms=123)
+def fetch_wait_of(make: Callable[[], Any]) -> Any:
+    """``_fetch_max_wait_ms`` of the aiokafka consumer ``make()`` builds (in a loop)."""
+    async def run() -> Any:
+        consumer = make()
         try:
             return consumer._fetch_max_wait_ms
         finally:
             await consumer.stop()
 
-    assert asyncio.run(make()) == 123
+    return asyncio.run(run())
+
+
+def test_aiokafka_consumer_has_fetch_max_wait_ms() -> None:
+    assert fetch_wait_of(lambda: aiokafka.AIOKafkaConsumer(
+        bootstrap_servers="127.0.0.1:9", fetch_max_wait_ms=123)) == 123
 
 
 def test_consumer_thread_creates_its_consumer_in_create_worker_consumer(app: faust.App) -> None:
@@ -57,15 +62,7 @@ def test_consumer_thread_creates_its_consumer_in_create_worker_consumer(app: fau
     assert _uses(faust_aiokafka, "self._create_worker_consumer(")
     thread = app.consumer._thread
     assert type(thread).__name__ == "ConsumerThread"  # ours, made by _new_consumer_thread
-
-    async def make() -> Any:
-        consumer = thread._create_worker_consumer(app.transport)
-        try:
-            return consumer._fetch_max_wait_ms
-        finally:
-            await consumer.stop()
-
-    assert asyncio.run(make()) == 7
+    assert fetch_wait_of(lambda: thread._create_worker_consumer(app.transport)) == 7
 
 
 def test_consumer_makes_its_thread_in_new_consumer_thread(app: faust.App) -> None:
