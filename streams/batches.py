@@ -13,6 +13,11 @@ the bookkeeping Faust's stream iterator does: records of an old consumer generat
 fetched while the flow is stopped (a rebalance) are acknowledged and dropped, records of
 acking topics are tracked as unacknowledged until the batch is done, and the monitor's
 sensors see them come in and go out.
+
+A stop ends the batches quietly: Faust stops an agent by throwing ``StopAsyncIteration``
+into its channel, which an async generator must not let escape (Python turns it into
+``RuntimeError('async generator raised StopAsyncIteration')``, logged as a crash on every
+SIGTERM). As ``Stream.__aiter__`` does, it returns instead.
 """
 
 from __future__ import annotations
@@ -22,6 +27,8 @@ from typing import Any
 
 from faust.types import EventT
 
+from streams.faust_internals import stream_internals
+
 
 async def greedy_batches(stream: Any, max_: int) -> AsyncIterator[list[Any]]:
     """Yield lists of Faust events; each batch is acknowledged after the consumer is done."""
@@ -29,18 +36,20 @@ async def greedy_batches(stream: Any, max_: int) -> AsyncIterator[list[Any]]:
     app = stream.app
     channel = stream.channel
     queue = channel.queue
-    errors = queue._errors
+    errors, message_in, event_in = stream_internals(stream)
     take = queue.get_nowait
     unacked = app.consumer.unacked
     acking = app.topics.acking_topics
     flow = app.flow_control
-    message_in, event_in = stream._on_message_in, stream._on_stream_event_in
     while not stream.should_stop:
-        if errors:
-            raise errors.popleft()
-        items = [await channel.__anext__()] if queue.empty() else []
-        while len(items) < max_ and not queue.empty():
-            items.append(take())
+        try:
+            if errors:
+                raise errors.popleft()
+            items = [await channel.__anext__()] if queue.empty() else []
+            while len(items) < max_ and not queue.empty():
+                items.append(take())
+        except StopAsyncIteration:  # the agent is stopping: the end of the batches
+            return
         batch: list[Any] = []
         skipped: list[Any] = []
         generation = app.consumer_generation_id

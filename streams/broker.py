@@ -68,8 +68,10 @@ def wait_until_reachable(servers: str, timeout: float,
         try:
             with socket.create_connection((host, int(port)), timeout=1):
                 pass
+            # no group, so no auto-commit (else kafka-python warns "group_id is None")
             probe = KafkaConsumer(bootstrap_servers=servers, request_timeout_ms=3000,
-                                  api_version_auto_timeout_ms=3000, **(options or {}))
+                                  api_version_auto_timeout_ms=3000, enable_auto_commit=False,
+                                  **(options or {}))
             probe.topics()  # a metadata round trip
             probe.close()
             return
@@ -152,7 +154,8 @@ def ensure_topics(settings: Settings) -> None:
     servers = bootstrap_servers(settings.broker_url)
     try:
         # list_topics() of kafka-python's admin trips over Tansu's metadata; a consumer's works
-        probe = KafkaConsumer(bootstrap_servers=servers, **client_options(settings))
+        probe = KafkaConsumer(bootstrap_servers=servers, enable_auto_commit=False,
+                              **client_options(settings))
         existing = probe.topics()
         probe.close()
         admin = KafkaAdminClient(bootstrap_servers=servers, request_timeout_ms=10000,

@@ -75,7 +75,7 @@ def consumer(settings: Settings, topics: Iterable[str], from_beginning: bool = T
                       # Tansu answers fetches with more than fetch_max_bytes; a frame over
                       # kafka-python's 1 MB default drops the connection and re-reads
                       receive_message_max_bytes=64 << 20,
-                      # see streams/transport.py: Tansu holds a fetch for the full wait
+                      # see streams/faust_internals.py: Tansu holds a fetch for the full wait
                       fetch_max_wait_ms=settings.fetch_wait_ms,
                       **client_options(settings))
     tps = []

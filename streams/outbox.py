@@ -21,6 +21,8 @@ from __future__ import annotations
 import asyncio
 from typing import Any
 
+from streams.faust_internals import aiokafka_producer
+
 
 class Outbox:
     """Collects (topic, partition, key, value) records; :meth:`send` submits them."""
@@ -47,7 +49,7 @@ class Outbox:
         # delivered without error: nothing left to wait for (failures are kept for the caller)
         self._unacked = [f for f in self._unacked if not delivered(f)]
         producer = self.app.producer
-        client = producer._ensure_producer()
+        client = aiokafka_producer(producer)
         for topic in {record[0] for record in pending} - self._known:
             await client.partitions_for(topic)  # the partitioner needs the topic's metadata
             self._known.add(topic)

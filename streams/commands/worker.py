@@ -62,9 +62,9 @@ def run(args: argparse.Namespace) -> int:
 
 def serve(settings: Settings, log_level: str = "warning") -> int:
     """Run the Faust worker until it is stopped (SIGINT/SIGTERM); returns its exit code."""
-    import faust
     from prometheus_client import CollectorRegistry, start_http_server
 
+    from streams.app import quiet_worker
     from streams.service import ScoringService
 
     registry = CollectorRegistry()
@@ -77,8 +77,7 @@ def serve(settings: Settings, log_level: str = "warning") -> int:
     logging.getLogger("arscore").info(
         "worker %s on %s, metrics on http://%s:%d/metrics", settings.app_id,
         settings.broker_url, settings.web_host, settings.metrics_port)
-    worker = faust.Worker(service.app, loglevel=log_level.upper(), quiet=True,
-                          redirect_stdouts=False, override_logging=False)
+    worker = quiet_worker(service.app, log_level)
     tune_gc()
     sys.setswitchinterval(settings.switch_interval_seconds)
     try:

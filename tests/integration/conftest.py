@@ -154,9 +154,9 @@ def committed_view(settings: Settings) -> tuple[dict[str, dict], dict[int, dict]
     from models.serialize import state_to_dict
     from schemas.codec import loads
     from streams.broker import bootstrap_servers
-    from streams.service import _StateCodec
+    from streams.changelog import StateCodec
 
-    reader = _StateCodec()
+    reader = StateCodec()
     topic = changelog_topic(settings)
     c = KafkaConsumer(bootstrap_servers=bootstrap_servers(settings.broker_url),
                       enable_auto_commit=False, group_id=None,

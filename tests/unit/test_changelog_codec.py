@@ -12,14 +12,14 @@ from test_serialize import rich_state
 from models.serialize import PACKED_VERSION, state_to_dict
 from models.state import ring_ids
 from schemas.codec import dumps, loads
-from streams.service import Commit, StateRecord, _StateCodec
-from streams.transport import _is_delivery
+from streams.changelog import Commit, StateCodec, StateRecord
+from streams.faust_internals import _is_delivery
 
 OLD_RECORDS = Path(__file__).parent.parent / "data" / "state_records_v2.jsonl"
 
 
 def test_state_records_round_trip_in_the_packed_shape() -> None:
-    codec = _StateCodec()
+    codec = StateCodec()
     s = rich_state()
     raw = codec._dumps(StateRecord("b1", s))
     assert f'"v":{PACKED_VERSION}'.encode() in raw
@@ -30,7 +30,7 @@ def test_state_records_round_trip_in_the_packed_shape() -> None:
 def test_records_in_the_earlier_readable_shape_still_recover() -> None:
     s = rich_state()
     old = dumps({"batch": "b0", "state": state_to_dict(s)})  # what workers wrote before v2
-    back = _StateCodec()._loads(old)
+    back = StateCodec()._loads(old)
     assert back.batch == "b0" and back.state == s
 
 
@@ -38,7 +38,7 @@ def test_records_written_by_earlier_versions_still_recover() -> None:
     """Records written by the code before the v3 shape (tests/data, made from rich_state() with
     two alerts raised): a v2 packed record, a readable one in a batch, a bare readable one."""
     lines = OLD_RECORDS.read_bytes().splitlines()
-    codec = _StateCodec()
+    codec = StateCodec()
     v2, readable, bare = (codec._loads(line) for line in lines)
     assert (v2.batch, readable.batch) == ("b1", "b0")
     s = rich_state()
@@ -52,11 +52,11 @@ def test_records_written_by_earlier_versions_still_recover() -> None:
 def test_unknown_record_versions_are_refused() -> None:
     raw = dumps({"batch": "b9", "v": PACKED_VERSION + 1, "state": {"customer_id": "c1"}})
     with pytest.raises(ValueError, match="unknown state record version"):
-        _StateCodec()._loads(raw)
+        StateCodec()._loads(raw)
 
 
 def test_commit_records_round_trip() -> None:
-    codec = _StateCodec()
+    codec = StateCodec()
     c = Commit("b2", 3, b"\x00model", -math.inf, {"ar.invoices:3": 7}, seq=4, generation=2)
     back = codec._loads(codec._dumps(c))
     assert back == c
