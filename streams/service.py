@@ -33,7 +33,6 @@ from prometheus_client import CollectorRegistry
 from models.engine import Engine
 from models.model import OnlineModel
 from models.processor import DUPLICATE, OK, REJECTED, Step
-from models.replay import merged_metrics, rejected_letter
 from models.scoring import priority_units
 from models.serialize import (
     PACKED_VERSION,
@@ -43,6 +42,7 @@ from models.serialize import (
     state_to_dict,
 )
 from models.state import CustomerState
+from models.tools.replay import merged_metrics, rejected_letter
 from schemas.codec import DecodeError, dumps, loads
 from schemas.events import Event, decode_event
 from schemas.records import BANDS, DeadLetter, dead_letter, encode

@@ -6,7 +6,7 @@ Usage::
         --ground-truth events.truth.json --baseline
     # -> bt/metrics.json, bt/report.html, and a summary on stderr
 
-The events run through the live engine (see :mod:`models.backtest`); the online
+The events run through the live engine (see :mod:`models.tools.backtest`); the online
 model is scored on its predictions at issue for invoices issued on/after the
 evaluation date. With ``--baseline``, scikit-learn models trained on the labels
 resolved before that date are scored on the same invoices. The HTML report is one
@@ -23,11 +23,11 @@ from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
 
-from models import backtest as bt
-from models import baseline
-from models.ledger import parse_time
 from models.model import PIPELINES, OnlineModel
 from models.processor import iso
+from models.tools import backtest as bt
+from models.tools import baselines
+from models.tools.ledger import parse_time
 from schemas.codec import DecodeError, dumps, loads
 from schemas.events import Event, decode_event
 from streams.cli import CliError
@@ -120,7 +120,7 @@ def checkpoint_meta(path: str) -> dict[str, Any] | None:
 def _truth(path: str | None) -> dict[str, float | None] | None:
     if not path:
         return None
-    from models.evaluation import truth_times
+    from models.tools.evaluation import truth_times
 
     try:
         return truth_times(loads(Path(path).read_bytes(), max_bytes=None))
@@ -164,10 +164,10 @@ def _baselines(split: bt.Split) -> tuple[dict[str, Any], dict[str, Any]]:
     test = [r for r in split.test if r.x is not None]
     metrics: dict[str, Any] = {}
     roc: dict[str, Any] = {}
-    for kind in baseline.KINDS:
+    for kind in baselines.KINDS:
         try:
-            p = baseline.fit_predict(kind, x_train, y_train, [r.x for r in test if r.x is not None])
-        except baseline.BaselineUnavailable as exc:
+            p = baselines.fit_predict(kind, x_train, y_train, [r.x for r in test if r.x is not None])
+        except baselines.BaselineUnavailable as exc:
             metrics[kind] = {"error": str(exc)}
             continue
         metrics[kind] = {"trained_on": len(x_train), **bt.record_metrics(test, p)}
@@ -182,8 +182,8 @@ def evaluate(args: argparse.Namespace) -> tuple[dict[str, Any], dict[str, Any]]:
     eval_from = _eval_from(args.eval_from)
     if args.baseline:
         try:
-            baseline.require()
-        except baseline.BaselineUnavailable as exc:
+            baselines.require()
+        except baselines.BaselineUnavailable as exc:
             raise CliError(f"backtest: {exc}") from None
     truth = _truth(args.ground_truth)
     model = _model(settings, args, eval_from)

@@ -22,7 +22,7 @@ from models.model import OnlineModel
 from models.money import to_decimal, to_str
 from models.processor import iso
 from models.scoring import max_days_past_due, overdue_units, priority_units
-from models.simulator import SimulationConfig, simulate
+from models.tools.simulator import SimulationConfig, simulate
 from schemas.codec import dumps
 from schemas.events import decode_event
 from schemas.records import to_dict

@@ -15,10 +15,10 @@ from typing import Any
 
 from models.config import ScoringConfig
 from models.engine import Engine
-from models.evaluation import first_alert_times
 from models.model import OnlineModel
 from models.processor import REJECTED, Step
 from models.state import CustomerState
+from models.tools.evaluation import first_alert_times
 from schemas.codec import DecodeError
 from schemas.events import decode_event
 from schemas.records import AlertRecord, DeadLetter, ScoreRecord, dead_letter

@@ -35,12 +35,12 @@ from typing import Any
 from models import state as st
 from models.config import DAY, ScoringConfig
 from models.engine import TYPE_ORDER, Engine
-from models.evaluation import alert_quality, first_alert_times
 from models.features import FEATURE_NAMES, features
 from models.model import OnlineModel
 from models.money import to_units
 from models.processor import OK, Step
 from models.state import CustomerState, id_hash
+from models.tools.evaluation import alert_quality, first_alert_times
 from schemas.events import Event, InvoiceIssued
 
 Key = tuple[str, str]

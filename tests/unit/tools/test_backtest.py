@@ -14,14 +14,14 @@ import orjson
 import pytest
 
 import models.processor as processor_module
-from models import backtest as bt
-from models import baseline
 from models import state as st
 from models.config import DAY, ScoringConfig
 from models.features import FEATURE_NAMES, features
 from models.model import OnlineModel
 from models.processor import Processor
-from models.simulator import SimulationConfig, simulate
+from models.tools import backtest as bt
+from models.tools import baselines
+from models.tools.simulator import SimulationConfig, simulate
 from schemas.codec import dumps
 from schemas.events import Event, InvoiceIssued, PaymentReceived, event_from_dict
 from streams.cli import main
@@ -289,12 +289,12 @@ def test_baselines_fit_and_score() -> None:
     n = len(FEATURE_NAMES)
     xs = [array("d", [rng.gauss(0, 1) for _ in range(n)]) for _ in range(300)]
     ys = [int(x[1] > 0) for x in xs]
-    for kind in baseline.KINDS:
-        p = baseline.fit_predict(kind, xs[:200], ys[:200], xs[200:])
+    for kind in baselines.KINDS:
+        p = baselines.fit_predict(kind, xs[:200], ys[:200], xs[200:])
         assert len(p) == 100 and all(0.0 <= v <= 1.0 for v in p)
         assert bt.roc_auc(ys[200:], p) > 0.9  # type: ignore[operator]
-    with pytest.raises(baseline.BaselineUnavailable, match="one class"):
-        baseline.fit_predict("gbm", xs[:10], [0] * 10, xs[10:])
+    with pytest.raises(baselines.BaselineUnavailable, match="one class"):
+        baselines.fit_predict("gbm", xs[:10], [0] * 10, xs[10:])
 
 
 def test_baseline_without_scikit_learn_says_how_to_get_it(monkeypatch: pytest.MonkeyPatch,
@@ -303,15 +303,15 @@ def test_baseline_without_scikit_learn_says_how_to_get_it(monkeypatch: pytest.Mo
         raise ImportError(name)
 
     monkeypatch.setattr(importlib, "import_module", missing)
-    with pytest.raises(baseline.BaselineUnavailable, match=r"arscore\[baseline\]"):
-        baseline.require()
+    with pytest.raises(baselines.BaselineUnavailable, match=r"arscore\[baseline\]"):
+        baselines.require()
 
 
 # --- the command --------------------------------------------------------------------------------
 
 
 def write_sim(path: Path, customers: int = 40, days: int = 200) -> Path:
-    from models.simulator import SimulationStats
+    from models.tools.simulator import SimulationStats
 
     stats = SimulationStats()
     cfg = SimulationConfig(customers=customers, days=days, seed=9)
