@@ -30,7 +30,9 @@ from faust.serializers import codecs
 from faust.types import TP
 from prometheus_client import CollectorRegistry
 
+from models.deadletters import rejected_letter
 from models.engine import Engine
+from models.metrics import merged_metrics
 from models.model import OnlineModel
 from models.processor import DUPLICATE, OK, REJECTED, Step
 from models.scoring import priority_units
@@ -42,7 +44,6 @@ from models.serialize import (
     state_to_dict,
 )
 from models.state import CustomerState
-from models.tools.replay import merged_metrics, rejected_letter
 from schemas.codec import DecodeError, dumps, loads
 from schemas.events import Event, decode_event
 from schemas.records import BANDS, DeadLetter, dead_letter, encode
