@@ -45,7 +45,7 @@ def score_metrics(y: Sequence[int], p: Sequence[float], amount: Sequence[int],
     """Every headline metric for one set of predictions (same keys for every model)."""
     cal = metrics.calibration(y, p)
     return {
-        "n": len(y), "late": sum(y), "late_rate": sum(y) / len(y) if y else 0.0,
+        "n": len(y), "late": sum(y), "late_rate": sum(y) / len(y) if y else math.nan,
         "roc_auc": metrics.roc_auc(y, p), "pr_auc": metrics.average_precision(y, p),
         "log_loss": metrics.log_loss(y, p), "brier": metrics.brier(y, p), "ece": cal.ece(),
         "reliability": cal.table(),
