@@ -23,7 +23,6 @@ def _fmt(value: Any, digits: int = 4) -> str:
     return "-" if value is None or math.isnan(value) else f"{value:.{digits}f}"
 
 
-
 def print_summary(metrics: dict[str, Any], out: Path) -> None:
     c = metrics["counts"]
     rows = [("online " + metrics["model"]["kind"], metrics)]
