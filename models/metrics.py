@@ -13,8 +13,9 @@ Two forms of the same metrics live here:
 
 Conventions, the same everywhere:
 
-- **Argument order** ``(y, p)``: the labels first (1 = late, 0 = on time), then the
-  predicted P(late), as scikit-learn orders them.
+- **Argument order** ``(y, p)``: the label first (1 = late, 0 = on time), then the
+  predicted P(late), as scikit-learn orders its metrics and River its ``update(y_true,
+  y_pred)``: ``roc_auc(y, p)`` on lists, ``update(y, p)`` for the streaming estimators.
 - **Undefined is NaN.** A metric with nothing to measure returns ``math.nan``, never a
   made-up number: any metric of no labels, ROC AUC with one class only, average
   precision with no positive. NaN is a float, so it goes to a Prometheus gauge as it is
@@ -187,7 +188,7 @@ def calibration(y: Sequence[int], p: Sequence[float], bins: int = BINS) -> Calib
     """The reliability bins of a list (see :class:`Calibration`)."""
     cal = Calibration.with_bins(bins)
     for label, score in zip(y, p, strict=True):
-        cal.update(score, label)
+        cal.update(label, score)
     return cal
 
 
@@ -218,7 +219,7 @@ class Calibration:
 
     >>> cal = Calibration()
     >>> for p, y in [(0.15, 0), (0.12, 1), (0.95, 1)]:
-    ...     cal.update(p, y)
+    ...     cal.update(y, p)
     >>> round(cal.ece(), 4)  # (|0.27 - 1| + |0.95 - 1|) / 3
     0.26
     >>> cal.table()[1]["n"], cal.table()[1]["observed"]
@@ -237,7 +238,7 @@ class Calibration:
     def bins(self) -> int:
         return len(self.n)
 
-    def update(self, p: float, y: int) -> None:
+    def update(self, y: int, p: float) -> None:
         i = bin_of(p, len(self.n))
         self.n[i] += 1
         self.sum_p[i] += p
@@ -267,7 +268,7 @@ class BinnedAUC:
 
     >>> auc = BinnedAUC()
     >>> for p, y in [(0.9, 1), (0.8, 1), (0.3, 0), (0.85, 0)]:
-    ...     auc.update(p, y)
+    ...     auc.update(y, p)
     >>> auc.get()
     0.75
     """
@@ -275,7 +276,7 @@ class BinnedAUC:
     pos: list[int] = field(default_factory=lambda: [0] * AUC_BINS)
     neg: list[int] = field(default_factory=lambda: [0] * AUC_BINS)
 
-    def update(self, p: float, y: int) -> None:
+    def update(self, y: int, p: float) -> None:
         i = bin_of(p, AUC_BINS)
         if y:
             self.pos[i] += 1
@@ -302,7 +303,7 @@ class Progressive:
     >>> math.isnan(pv.summary()["roc_auc"])  # no labels yet: nothing to measure
     True
     >>> for p, y in [(0.9, 1), (0.2, 0), (0.6, 0)]:
-    ...     pv.update(p, y)
+    ...     pv.update(y, p)
     >>> s = pv.summary()
     >>> s["labels"], s["roc_auc"], round(s["brier"], 4)
     (3.0, 1.0, 0.1367)
@@ -315,13 +316,13 @@ class Progressive:
     n_late: int = 0
     calibration: Calibration = field(default_factory=Calibration)
 
-    def update(self, p: float, y: int) -> None:
-        self.auc.update(p, y)
+    def update(self, y: int, p: float) -> None:
+        self.auc.update(y, p)
         self.logloss.update(bool(y), {True: p, False: 1.0 - p})
         self.brier_sum += (p - y) ** 2
         self.n += 1
         self.n_late += y
-        self.calibration.update(p, y)
+        self.calibration.update(y, p)
 
     def summary(self) -> dict[str, float]:
         """``labels``, ``late_rate``, ``roc_auc``, ``log_loss``, ``brier``, ``ece`` (NaN if no labels)."""
@@ -353,7 +354,7 @@ def merged_metrics(models: Sequence[Validated]) -> dict[str, float]:
     ...     def __init__(self, labels):
     ...         self.progressive = Progressive()
     ...         for p, y in labels:
-    ...             self.progressive.update(p, y)
+    ...             self.progressive.update(y, p)
     >>> s = merged_metrics([M([(0.9, 1), (0.1, 0)]), M([(0.3, 0), (0.4, 0)]), M([])])
     >>> s["labels"], s["roc_auc"], s["late_rate"]
     (4.0, 1.0, 0.25)

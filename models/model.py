@@ -209,7 +209,7 @@ class OnlineModel:
 
     def learn(self, x: Sequence[float], y: int, p_at_issue: float) -> None:
         """Score the prediction made at issue, then train on the snapshot."""
-        self.progressive.update(p_at_issue, y)
+        self.progressive.update(y, p_at_issue)
         if self._fast is not None:
             self._fast.learn(x, bool(y))
         else:

@@ -84,7 +84,7 @@ def test_roc_auc_is_nan_without_both_classes(y: list[int], p: list[float]) -> No
     assert math.isnan(roc_auc(y, p))
     auc = BinnedAUC()
     for label, score in zip(y, p, strict=True):
-        auc.update(score, label)
+        auc.update(label, score)
     assert math.isnan(auc.get())
 
 
@@ -106,7 +106,7 @@ def test_one_argument_order_everywhere() -> None:
 
     h = ModelHealth(window=4)
     for label, score in zip(y, p, strict=True):
-        h.observe_label(score, label)  # the one exception: observe_label(p, y) reads as prose
+        h.observe_label(score, label)  # an event (this prediction got this label), not a metric
     snap = h.snapshot()
     assert snap["window_roc_auc"] == roc_auc(y, p)
     assert snap["window_log_loss"] == log_loss(y, p)
@@ -160,7 +160,7 @@ def test_binned_auc_equals_the_exact_auc_when_no_bin_mixes_scores(
     y, p = data
     auc = BinnedAUC()
     for label, score in zip(y, p, strict=True):
-        auc.update(score, label)
+        auc.update(label, score)
     exact = roc_auc(y, p)
     assert (math.isnan(exact) and math.isnan(auc.get())) or auc.get() == pytest.approx(exact)
 
@@ -170,7 +170,7 @@ def test_binned_auc_equals_the_exact_auc_when_no_bin_mixes_scores(
 def test_progressive_summary_equals_the_list_metrics(pairs: list[tuple[float, int]]) -> None:
     pv = Progressive()
     for p, y in pairs:
-        pv.update(p, y)
+        pv.update(y, p)
     ys, ps = [y for _, y in pairs], [p for p, _ in pairs]
     s = pv.summary()
     assert s["labels"] == len(pairs)
@@ -183,7 +183,7 @@ def test_progressive_summary_equals_the_list_metrics(pairs: list[tuple[float, in
 def test_calibration_survives_a_pickle_round_trip() -> None:
     pv = Progressive()
     for p, y in ((0.2, 0), (0.9, 1), (0.7, 0)):
-        pv.update(p, y)
+        pv.update(y, p)
     back = pickle.loads(pickle.dumps(pv))
     assert back.summary() == pv.summary()
 
@@ -192,7 +192,7 @@ def test_checkpoints_naming_the_old_module_still_load() -> None:
     """Checkpoints written before the move pickled models.model.{Progressive,...}."""
     pv = Progressive()
     for p, y in ((0.2, 0), (0.9, 1), (0.7, 0)):
-        pv.update(p, y)
+        pv.update(y, p)
     old = pickle.dumps(pv, protocol=0).replace(b"models.metrics\n", b"models.model\n")
     assert b"models.metrics" not in old
     back = pickle.loads(old)
@@ -206,7 +206,7 @@ class _Model:
     def __init__(self, pairs: list[tuple[float, int]]) -> None:
         self.progressive = Progressive()
         for p, y in pairs:
-            self.progressive.update(p, y)
+            self.progressive.update(y, p)
 
 
 def test_merged_metrics_weights_by_labels_and_skips_undefined_parts() -> None:
