@@ -39,7 +39,7 @@ import uuid
 from pathlib import Path
 from typing import Any
 
-from models.simulator import SimulationConfig, simulate
+from models.tools.simulator import SimulationConfig, simulate
 from schemas.codec import dumps, loads
 from streams.broker import EmbeddedBroker, ensure_topics, free_port
 from streams.kafkaio import consumer, produce_lines, producer, route

@@ -32,7 +32,7 @@ from types import FunctionType, ModuleType
 from models.config import ScoringConfig
 from models.engine import Engine
 from models.model import OnlineModel
-from models.simulator import SimulationConfig, simulate
+from models.tools.simulator import SimulationConfig, simulate
 from schemas.codec import dumps
 from schemas.events import decode_event
 

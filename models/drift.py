@@ -10,9 +10,10 @@ demand by :meth:`ModelHealth.snapshot`, which the worker calls once per metrics 
   log(0). Rule of thumb: < 0.1 stable, 0.1-0.2 moderate shift, > 0.2 significant shift.
 - **Error-rate change detector**: River's :class:`river.drift.ADWIN` fed with one error per
   resolved label (1 when the prediction was on the wrong side of 0.5, else 0).
-- **Sliding-window quality** over the last ``window`` labels: exact ROC AUC by ranking
-  (ties get average ranks), log loss, Brier score and calibration gap (mean predicted minus
-  observed late rate; positive = the model over-predicts lateness).
+- **Sliding-window quality** over the last ``window`` labels, by :mod:`models.metrics`:
+  exact ROC AUC by ranking (ties get average ranks), log loss, Brier score and calibration
+  gap (mean predicted minus observed late rate; positive = the model over-predicts
+  lateness); NaN where undefined, as everywhere in :mod:`models.metrics`.
 
 >>> h = ModelHealth(reference_size=4, window=4)
 >>> for p in (0.1, 0.1, 0.9, 0.9):
@@ -34,16 +35,9 @@ from typing import Any
 
 from river import drift
 
+from models.metrics import bin_of, brier, calibration_gap, log_loss, roc_auc
+
 FORMAT = "arscore-model-health/1"
-
-
-def bin_of(p: float, bins: int) -> int:
-    """Index of the equal-width bin of [0, 1] holding ``p`` (1.0 falls in the last bin).
-
-    >>> bin_of(0.0, 10), bin_of(0.25, 10), bin_of(1.0, 10)
-    (0, 2, 9)
-    """
-    return min(max(int(p * bins), 0), bins - 1)
 
 
 def psi(reference: list[int], current: list[int], epsilon: float = 1e-4) -> float:
@@ -66,48 +60,6 @@ def psi(reference: list[int], current: list[int], epsilon: float = 1e-4) -> floa
         a = max(c / n_cur, epsilon)
         total += (a - e) * math.log(a / e)
     return total
-
-
-def roc_auc(ps: list[float], ys: list[int]) -> float:
-    """Exact ROC AUC by ranking (Mann-Whitney U; ties share average ranks). NaN if one class.
-
-    >>> roc_auc([0.1, 0.4, 0.35, 0.8], [0, 0, 1, 1])
-    0.75
-    >>> roc_auc([0.5, 0.5], [0, 1])
-    0.5
-    >>> math.isnan(roc_auc([0.2, 0.3], [1, 1]))
-    True
-    """
-    n_pos = sum(ys)
-    n_neg = len(ys) - n_pos
-    if not n_pos or not n_neg:
-        return math.nan
-    order = sorted(range(len(ps)), key=lambda i: ps[i])
-    rank_sum_pos = 0.0
-    i = 0
-    while i < len(order):
-        j = i
-        while j + 1 < len(order) and ps[order[j + 1]] == ps[order[i]]:
-            j += 1
-        avg_rank = (i + j) / 2 + 1  # ranks are 1-based
-        rank_sum_pos += avg_rank * sum(ys[order[k]] for k in range(i, j + 1))
-        i = j + 1
-    return (rank_sum_pos - n_pos * (n_pos + 1) / 2) / (n_pos * n_neg)
-
-
-def log_loss(ps: list[float], ys: list[int], clip: float = 1e-15) -> float:
-    """Mean negative log-likelihood of the labels; NaN when there are none.
-
-    >>> round(log_loss([0.8, 0.4], [1, 0]), 4)  # -(ln 0.8 + ln 0.6) / 2
-    0.367
-    """
-    if not ps:
-        return math.nan
-    total = 0.0
-    for p, y in zip(ps, ys, strict=True):
-        q = min(max(p, clip), 1.0 - clip)
-        total -= math.log(q) if y else math.log(1.0 - q)
-    return total / len(ps)
 
 
 class ModelHealth:
@@ -178,11 +130,11 @@ class ModelHealth:
             "drifts_detected": float(self.drifts_detected),
             "error_rate": float(self.detector.estimation),
             "window_labels": float(n),
-            "window_roc_auc": roc_auc(ps, ys),
-            "window_log_loss": log_loss(ps, ys),
-            "window_brier": sum((p - y) ** 2 for p, y in self._labels) / n if n else math.nan,
+            "window_roc_auc": roc_auc(ys, ps),
+            "window_log_loss": log_loss(ys, ps),
+            "window_brier": brier(ys, ps),
             "window_late_rate": sum(ys) / n if n else math.nan,
-            "calibration_gap": (sum(ps) - sum(ys)) / n if n else math.nan,
+            "calibration_gap": calibration_gap(ys, ps),
         }
 
     # --- serialisation --------------------------------------------------------------
@@ -253,4 +205,4 @@ class ModelHealth:
         return self
 
 
-__all__ = ["ModelHealth", "bin_of", "log_loss", "psi", "roc_auc"]
+__all__ = ["ModelHealth", "psi"]

@@ -11,7 +11,6 @@ from __future__ import annotations
 import math
 import pickle
 from collections.abc import Callable, Sequence
-from dataclasses import dataclass, field
 from typing import Any
 
 from river import (
@@ -20,7 +19,6 @@ from river import (
     feature_extraction,
     forest,
     linear_model,
-    metrics,
     optim,
     preprocessing,
     tree,
@@ -28,6 +26,10 @@ from river import (
 
 from models.features import FEATURE_NAMES, as_dict
 from models.linear import FastLinear
+from models.metrics import BinnedAUC, Calibration, Progressive  # noqa: F401
+
+# BinnedAUC and Calibration are imported only for checkpoints written before the metrics
+# moved to models.metrics: their pickles name models.model.{Progressive,BinnedAUC,Calibration}.
 
 CHECKPOINT_MAGIC = b"ARSCORE-MODEL\x01"
 PRIOR_WEIGHT = 200.0
@@ -93,94 +95,6 @@ PIPELINES: dict[str, Callable[[], Any]] = {
     "amf": amf_pipeline,
     "bagging": bagging_pipeline,
 }
-
-
-@dataclass
-class Calibration:
-    """Reliability table: per decile of predicted p, how many, mean predicted, share late."""
-
-    n: list[int] = field(default_factory=lambda: [0] * 10)
-    sum_p: list[float] = field(default_factory=lambda: [0.0] * 10)
-    sum_y: list[int] = field(default_factory=lambda: [0] * 10)
-
-    def update(self, p: float, y: int) -> None:
-        i = min(int(p * 10), 9)
-        self.n[i] += 1
-        self.sum_p[i] += p
-        self.sum_y[i] += y
-
-    def ece(self) -> float:
-        """Expected calibration error: sample-weighted gap between predicted and observed."""
-        total = sum(self.n)
-        if not total:
-            return 0.0
-        return sum(abs(sp - sy) for sp, sy in zip(self.sum_p, self.sum_y, strict=True)) / total
-
-
-@dataclass
-class BinnedAUC:
-    """ROC AUC from per-class histograms of p over 1,000 bins: O(1) per update.
-
-    Exact up to ties inside a bin (counted as half), which is finer than River's
-    threshold-based ROCAUC at a fraction of its per-update cost.
-
-    >>> auc = BinnedAUC()
-    >>> for p, y in [(0.9, 1), (0.8, 1), (0.3, 0), (0.85, 0)]:
-    ...     auc.update(p, y)
-    >>> auc.get()
-    0.75
-    """
-
-    pos: list[int] = field(default_factory=lambda: [0] * 1000)
-    neg: list[int] = field(default_factory=lambda: [0] * 1000)
-
-    def update(self, p: float, y: int) -> None:
-        i = min(max(int(p * 1000), 0), 999)
-        if y:
-            self.pos[i] += 1
-        else:
-            self.neg[i] += 1
-
-    def get(self) -> float:
-        n_pos, n_neg = sum(self.pos), sum(self.neg)
-        if not n_pos or not n_neg:
-            return 0.5
-        below = 0
-        wins = 0.0
-        for pos, neg in zip(self.pos, self.neg, strict=True):
-            wins += pos * (below + 0.5 * neg)
-            below += neg
-        return wins / (n_pos * n_neg)
-
-
-@dataclass
-class Progressive:
-    """Progressive-validation metrics over every resolved label."""
-
-    auc: BinnedAUC = field(default_factory=BinnedAUC)
-    logloss: Any = field(default_factory=metrics.LogLoss)
-    brier_sum: float = 0.0
-    n: int = 0
-    n_late: int = 0
-    calibration: Calibration = field(default_factory=Calibration)
-
-    def update(self, p: float, y: int) -> None:
-        self.auc.update(p, y)
-        self.logloss.update(bool(y), {True: p, False: 1.0 - p})
-        self.brier_sum += (p - y) ** 2
-        self.n += 1
-        self.n_late += y
-        self.calibration.update(p, y)
-
-    def summary(self) -> dict[str, float]:
-        return {
-            "labels": float(self.n),
-            "late_rate": self.n_late / self.n if self.n else 0.0,
-            "roc_auc": self.auc.get(),
-            "log_loss": float(self.logloss.get()) if self.n else 0.0,
-            "brier": self.brier_sum / self.n if self.n else 0.0,
-            "ece": self.calibration.ece(),
-        }
 
 
 class OnlineModel:
@@ -295,7 +209,7 @@ class OnlineModel:
 
     def learn(self, x: Sequence[float], y: int, p_at_issue: float) -> None:
         """Score the prediction made at issue, then train on the snapshot."""
-        self.progressive.update(p_at_issue, y)
+        self.progressive.update(y, p_at_issue)
         if self._fast is not None:
             self._fast.learn(x, bool(y))
         else:

@@ -9,8 +9,8 @@ from collections import Counter
 from datetime import UTC, datetime
 from typing import Any
 
+from models.deadletters import rejected_letter
 from models.processor import DUPLICATE, OK, REJECTED, Step
-from models.replay import rejected_letter
 from schemas.codec import DecodeError
 from schemas.events import Event, decode_event
 from schemas.records import DeadLetter, dead_letter, encode

@@ -8,9 +8,9 @@ import time
 from typing import TYPE_CHECKING
 
 from models.features import OpenBook
+from models.metrics import merged_metrics
 from models.money import to_major
 from models.policy import grace_seconds
-from models.replay import merged_metrics
 from schemas.records import BANDS
 from streams.engines import PartitionEngines
 from streams.health import HealthExporter

@@ -22,10 +22,10 @@ import sys
 from pathlib import Path
 from typing import Any
 
-from models.backtest import BacktestRun
-from models.ledger import parse_time
 from models.model import PIPELINES
 from models.processor import iso
+from models.tools.backtest import BacktestRun
+from models.tools.ledger import parse_time
 from schemas.codec import dumps
 from streams.cli import CliError
 from streams.commands.backtest import EventFile, settings_for

@@ -29,7 +29,7 @@ def register(sub: Any) -> None:
 
 
 def _feed(settings: Any, customers: int, days: int, rate: float, stop: threading.Event) -> None:
-    from models.simulator import SimulationConfig, simulate
+    from models.tools.simulator import SimulationConfig, simulate
     from streams.kafkaio import produce_lines
 
     lines = (dumps(e) for e in simulate(SimulationConfig(customers=customers, days=days)))

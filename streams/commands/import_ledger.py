@@ -20,7 +20,7 @@ from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any
 
-from models.ledger import (
+from models.tools.ledger import (
     Columns,
     LedgerOptions,
     LedgerResult,

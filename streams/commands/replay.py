@@ -15,9 +15,9 @@ from datetime import UTC, datetime
 from pathlib import Path
 from typing import IO, Any
 
-from models.evaluation import alert_quality, truth_times
 from models.model import OnlineModel
-from models.replay import Replay
+from models.tools.evaluation import alert_quality, truth_times
+from models.tools.replay import Replay
 from schemas.codec import DecodeError, dumps, loads
 from schemas.records import to_dict
 from streams.cli import CliError

@@ -16,7 +16,7 @@ from datetime import UTC, datetime
 from pathlib import Path
 from typing import IO
 
-from models.simulator import SimulationConfig, SimulationStats, simulate
+from models.tools.simulator import SimulationConfig, SimulationStats, simulate
 from schemas.codec import dumps
 
 _BATCH = 4096

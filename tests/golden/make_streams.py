@@ -12,7 +12,7 @@ from __future__ import annotations
 
 from pathlib import Path
 
-from models.simulator import SimulationConfig, simulate
+from models.tools.simulator import SimulationConfig, simulate
 from schemas.codec import dumps
 
 HERE = Path(__file__).parent

@@ -13,7 +13,7 @@ import time
 
 import pytest
 
-from models.simulator import SimulationConfig, simulate
+from models.tools.simulator import SimulationConfig, simulate
 from schemas.codec import dumps
 from streams.broker import ensure_topics
 from streams.kafkaio import produce_lines

@@ -146,7 +146,7 @@ def test_every_dashboard_and_rule_metric_is_scraped_from_a_running_worker(make_w
     sys.path.insert(0, str(Path(__file__).resolve().parents[1] / "unit"))
     from test_deploy_files import HISTOGRAM_SUFFIXES, METRIC, _exprs
 
-    from models.simulator import SimulationConfig, simulate
+    from models.tools.simulator import SimulationConfig, simulate
     from schemas.codec import dumps
 
     worker = make_worker().start()
@@ -170,7 +170,7 @@ def test_every_dashboard_and_rule_metric_is_scraped_from_a_running_worker(make_w
 
 def test_scores_late_fires_for_records_that_waited_in_the_topic(scraped_worker) -> None:
     """Records stamped two minutes ago are scored now: p99 ingest-to-score > 60 s."""
-    from models.simulator import SimulationConfig, simulate
+    from models.tools.simulator import SimulationConfig, simulate
     from schemas.codec import dumps
     from streams.kafkaio import producer, route
 

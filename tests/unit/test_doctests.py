@@ -12,9 +12,9 @@ import models
 import schemas
 
 MODULES = sorted(
-    f"{package.__name__}.{info.name}"
+    info.name
     for package in (models, schemas)
-    for info in pkgutil.iter_modules(package.__path__)
+    for info in pkgutil.walk_packages(package.__path__, f"{package.__name__}.")
 )
 
 

@@ -317,7 +317,7 @@ def test_store_holds_customer_states() -> None:
 
 def _two_topic_stream() -> list[tuple[str, Event]]:
     """A simulated stream split into two sources the way the worker's topics split it."""
-    from models.simulator import SimulationConfig, simulate
+    from models.tools.simulator import SimulationConfig, simulate
     from schemas.codec import dumps
     from schemas.events import decode_event
 

@@ -22,7 +22,7 @@ from models.features import OpenBook, feature_list, features
 from models.model import OnlineModel
 from models.money import to_decimal, to_str
 from models.processor import iso
-from models.simulator import SimulationConfig, simulate
+from models.tools.simulator import SimulationConfig, simulate
 from schemas.codec import dumps
 from schemas.events import decode_event
 from schemas.records import to_dict

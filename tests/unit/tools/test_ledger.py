@@ -9,10 +9,10 @@ from pathlib import Path
 
 import pytest
 
-from models.backtest import BacktestRun
 from models.config import ScoringConfig
-from models.ledger import Columns, LedgerOptions, LedgerResult, csv_rows, ledger_events
 from models.model import OnlineModel
+from models.tools.backtest import BacktestRun
+from models.tools.ledger import Columns, LedgerOptions, LedgerResult, csv_rows, ledger_events
 from schemas.events import InvoiceIssued, PaymentReceived, decode_event, encode_event
 from streams.cli import main
 

@@ -15,7 +15,7 @@ from typing import Any
 
 import pytest
 
-from models.simulator import (
+from models.tools.simulator import (
     PROFILES,
     SimulationConfig,
     SimulationStats,

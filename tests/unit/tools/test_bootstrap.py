@@ -11,7 +11,7 @@ import pytest
 
 from models.features import FEATURE_NAMES
 from models.model import PIPELINES, OnlineModel
-from models.simulator import SimulationConfig, simulate
+from models.tools.simulator import SimulationConfig, simulate
 from schemas.codec import dumps
 from streams.cli import main
 from streams.commands.replay import load_models

@@ -14,11 +14,13 @@ from dataclasses import dataclass, field
 from typing import Any
 
 from models.config import ScoringConfig
+from models.deadletters import rejected_letter
 from models.engine import Engine
-from models.evaluation import first_alert_times
+from models.metrics import merged_metrics
 from models.model import OnlineModel
 from models.processor import REJECTED, Step
 from models.state import CustomerState
+from models.tools.evaluation import first_alert_times
 from schemas.codec import DecodeError
 from schemas.events import decode_event
 from schemas.records import AlertRecord, DeadLetter, ScoreRecord, dead_letter
@@ -108,28 +110,3 @@ class Replay:
             "seconds": round(seconds, 2),
             "events_per_second": round(self.counts.lines / seconds) if seconds > 0 else None,
         }
-
-
-def merged_metrics(models: list[OnlineModel]) -> dict[str, float]:
-    """Progressive metrics of one model, or the label-weighted mean over partition models."""
-    parts = [m.progressive.summary() for m in models]
-    total = sum(p["labels"] for p in parts)
-    if len(parts) == 1 or not total:
-        return parts[0]
-    return {k: (sum(p[k] * p["labels"] for p in parts) / total if k != "labels" else total)
-            for k in parts[0]}
-
-
-def rejected_letter(step: Step, failed_at: str) -> DeadLetter:
-    """A valid event the core refused, dead-lettered with its original bytes and position.
-
-    ``step.source`` is ``topic:partition`` on the Kafka path and the file name in a replay.
-    """
-    topic, _, partition = (step.source or "").rpartition(":")
-    if not partition.isdigit():
-        topic, partition = step.source or "", ""
-    return dead_letter(step.raw, DecodeError(step.reason or "rejected"),
-                       topic=topic, partition=int(partition) if partition else None,
-                       offset=step.offset if step.offset >= 0 else None, failed_at=failed_at,
-                       stage="apply", customer_id=step.customer_id,
-                       event_id=step.event.event_id if step.event else None)

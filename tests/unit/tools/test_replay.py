@@ -8,8 +8,8 @@ from helpers import invoice, payment
 
 from models.config import ScoringConfig
 from models.model import OnlineModel
-from models.replay import Replay
-from models.simulator import SimulationConfig, simulate
+from models.tools.replay import Replay
+from models.tools.simulator import SimulationConfig, simulate
 from schemas.codec import dumps
 from schemas.events import encode_event
 from schemas.records import AlertRecord, DeadLetter, ScoreRecord
