@@ -58,10 +58,8 @@ class Pending(NamedTuple):
     event: Event
     source: str
     offset: int
-    wall: float
-    raw: bytes
-    ingested: float
-    """The input record's broker timestamp (0 when unknown), passed through to its Step."""
+    token: object
+    """The caller's, handed back on the event's Step (the core never reads it)."""
 
 
 class Engine:
@@ -125,11 +123,13 @@ class Engine:
         return low - self.reorder_seconds
 
     def submit(self, event: Event, source: str, offset: int = -1, wall: float = 0.0,
-               raw: bytes = b"", ingested: float = 0.0) -> list[Step]:
-        """Take one decoded event (and its original bytes); return the steps it released.
+               token: object = None) -> list[Step]:
+        """Take one decoded event from ``source`` at ``offset``; return the steps it released.
 
-        ``ingested`` (the record's broker timestamp) only travels to the event's Step, for
-        the end-to-end latency metric; ordering never reads it.
+        ``offset`` (the input position, -1 for none) feeds the resume offsets, ``wall``
+        (the caller's clock when the event arrived) the idle detection. ``token`` is the
+        caller's own: it comes back on the event's Step (the worker passes its record's
+        metadata, a replay the line), so the core carries no transport detail.
 
         Deadlines that fall before the event pass first, in event-time order: here the
         invoice goes overdue (day 30), then its label resolves late (due + grace + label
@@ -155,14 +155,13 @@ class Engine:
         if max_seen and at > max(max_seen.values()) + self.cfg.max_future_days * DAY:
             reason = (f"event time is more than {self.cfg.max_future_days:g} days ahead "
                       "of the stream")
-            return [Step(event.customer_id, REJECTED, at, reason, event, source=source,
-                         offset=offset, raw=raw, wall=wall, ingested=ingested)]
+            return [Step(event.customer_id, REJECTED, at, reason, event, token=token)]
         self.last_arrival[source] = wall
         if at > max_seen.get(source, -math.inf):
             max_seen[source] = at
         self._seq += 1
         item = Pending(at, TYPE_ORDER[event.type], event.event_id, self._seq, event, source,
-                       offset, wall, raw, ingested)
+                       offset, token)
         if at < self.stream_time:
             return self._apply_late(item)
         heapq.heappush(self._buffer, item)
@@ -288,6 +287,5 @@ class Engine:
         state, step = self.processor.apply(self.store.get(event.customer_id), event, at=item.at)
         self.store[event.customer_id] = state
         self.schedule(state)
-        step.source, step.offset, step.raw = item.source, item.offset, item.raw
-        step.wall, step.ingested = item.wall, item.ingested
+        step.token = item.token
         return step

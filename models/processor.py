@@ -53,15 +53,9 @@ class Step:
     alerts: list[AlertRecord] = field(default_factory=list)
     labels: list[iv.Label] = field(default_factory=list)
     late: bool = False
-    source: str | None = None
-    offset: int = -1
-    raw: bytes = b""
-    wall: float = 0.0
-    """Wall time the triggering event reached the worker (for latency metrics); 0 for
-    deadlines."""
-    ingested: float = 0.0
-    """Broker timestamp of the triggering input record (for the end-to-end latency metric);
-    0 for deadlines and when unknown."""
+    token: object = None
+    """What the caller passed with the triggering event (:meth:`Engine.submit`), handed
+    back untouched: the worker's record metadata, a replay's line. None for deadlines."""
 
 
 def iso(ts: float) -> str:

@@ -1,5 +1,11 @@
 """What a batch produced, sent and counted: scores, alerts and dead letters go through the
-:class:`~streams.outbox.Outbox`; the metrics are added once per batch."""
+:class:`~streams.outbox.Outbox`; the metrics are added once per batch.
+
+Which scores a batch sends is the core's rule (:func:`models.outputs.newest_scores`). Each
+event goes into the core with ``(message, wall)`` as its token; the Step hands it back,
+and only this module reads it: the record's position and bytes for a dead letter and the
+latency metrics.
+"""
 
 from __future__ import annotations
 
@@ -10,6 +16,7 @@ from datetime import UTC, datetime
 from typing import Any
 
 from models.deadletters import rejected_letter
+from models.outputs import newest_scores
 from models.processor import DUPLICATE, OK, REJECTED, Step
 from schemas.codec import DecodeError
 from schemas.events import Event, decode_event
@@ -21,20 +28,6 @@ from streams.settings import Settings
 
 log = logging.getLogger("arscore.worker")
 _OUTCOME = {OK: "ok", DUPLICATE: "duplicate", REJECTED: "dead_lettered"}
-
-
-def newest_score_per_customer(steps: list[Step]) -> dict[str, Step]:
-    """RULE (moving to the core, issue 16): only a customer's newest score per batch is sent.
-
-    ``ar.scores`` is latest-per-customer, so within one batch only each customer's last
-    score is sent (every alert is). Customers keep the order of their first score in the
-    batch. Rejected steps send nothing.
-    """
-    latest: dict[str, Step] = {}
-    for step in steps:
-        if step.status != REJECTED and step.score is not None:
-            latest[step.customer_id] = step
-    return latest
 
 
 class Emitter:
@@ -68,11 +61,15 @@ class Emitter:
                 outcomes[step.event.type, _OUTCOME[step.status]] += 1
                 if step.late and step.status != DUPLICATE:
                     late += 1
-                    log.info("%s offset %d: %s %s at %s applied late (behind the stream time)",
-                             step.source, step.offset, step.event.type, step.event.event_id,
-                             step.event.at.isoformat())
+                    msg = step.token[0]  # type: ignore[index]
+                    log.info("%s:%d offset %d: %s %s at %s applied late (behind the stream "
+                             "time)", msg.topic, msg.partition, msg.offset, step.event.type,
+                             step.event.event_id, step.event.at.isoformat())
             if step.status == REJECTED:
-                letters.append(rejected_letter(step, now_iso()))
+                msg = step.token[0]  # type: ignore[index]
+                letters.append(rejected_letter(step, msg.value or b"", topic=msg.topic,
+                                               partition=msg.partition, offset=msg.offset,
+                                               failed_at=now_iso()))
                 continue
             for label in step.labels:
                 label_counts[label.y] += 1
@@ -83,17 +80,18 @@ class Emitter:
         # The batch's commit flushes the scores before writing state.
         sent_at = time.time()
         bands: Counter[str] = Counter()
-        for customer_id, step in newest_score_per_customer(steps).items():
+        for customer_id, step in newest_scores(steps).items():
             score = step.score
             assert score is not None
             outbox.add(s.scores_topic, customer_id.encode(), encode(score))
             bands[score.band] += 1
             m.p_late.observe(score.p_late)
             self.health.on_score(score.p_late)
-            if step.wall:
-                m.latency.observe(max(0.0, sent_at - step.wall))
-            if step.ingested > 0:  # a producer's clock may run ahead of ours: never negative
-                m.ingest_latency.observe(max(0.0, sent_at - step.ingested))
+            if step.token is not None:  # a deadline's score has no record behind it
+                msg, wall = step.token  # type: ignore[misc]
+                m.latency.observe(max(0.0, sent_at - wall))
+                if msg.timestamp:  # a producer's clock may run ahead of ours: never negative
+                    m.ingest_latency.observe(max(0.0, sent_at - msg.timestamp))
         for letter in letters:
             key = letter.customer_id.encode() if letter.customer_id else None
             outbox.add(s.deadletter_topic, key, encode(letter))

@@ -188,7 +188,7 @@ class ScoringService:
                 self.outbox.add(msg.topic, decoded.customer_id.encode(), msg.value)
                 continue
             steps += engine.submit(decoded, f"{msg.topic}:{msg.partition}", msg.offset,
-                                   wall=wall, raw=msg.value, ingested=msg.timestamp or 0.0)
+                                   wall, token=(msg, wall))
         await self.emitter.emit(steps, letters)
         self.commits.uncommitted |= touched
         if time.monotonic() - self.commits.committed_at >= self.settings.state_commit_seconds:

@@ -68,7 +68,7 @@ class Replay:
                                             offset=line_no, failed_at=self.clock())
             return
         engine = self.engines[self.partition_of(event.customer_id)]
-        yield from self._emit(engine.submit(event, self.source, line_no, raw=raw))
+        yield from self._emit(engine.submit(event, self.source, line_no, token=(line_no, raw)))
 
     def finish(self) -> Iterator[Output]:
         for engine in self.engines:
@@ -81,7 +81,10 @@ class Replay:
                 self.counts.late += step.late
             if step.status == REJECTED:
                 self.counts.outcomes["dead_lettered"] += 1
-                yield "deadletter", rejected_letter(step, self.clock())
+                line: tuple[int, bytes] = step.token  # type: ignore[assignment]
+                yield "deadletter", rejected_letter(step, line[1], topic=self.source,
+                                                    partition=None, offset=line[0],
+                                                    failed_at=self.clock())
                 continue
             if step.score is not None:
                 self.counts.scores += 1

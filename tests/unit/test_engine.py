@@ -168,9 +168,9 @@ def test_late_invoice_already_past_its_deadlines_is_resolved() -> None:
 def test_event_far_in_the_future_is_rejected_and_does_not_move_time() -> None:
     e = engine(reorder_seconds=HOUR)
     e.submit(invoice("c1", "i1", 100, 0, 30), "s", offset=0)
-    [step] = e.submit(payment("c2", 10, 60.5, event_id="typo"), "s", offset=1, raw=b"{...}")
+    [step] = e.submit(payment("c2", 10, 60.5, event_id="typo"), "s", offset=1, token="rec-1")
     assert step.status == REJECTED and "60 days ahead" in step.reason
-    assert (step.source, step.offset, step.raw, step.customer_id) == ("s", 1, b"{...}", "c2")
+    assert (step.token, step.customer_id) == ("rec-1", "c2")  # the caller's token, back
     assert e.max_seen == {"s": ts(0)} and "c2" not in e.store
     steps = e.submit(payment("c2", 10, 59.9, event_id="ok"), "s", offset=2)
     assert ids(steps)[0] != "typo" and all(s.status == OK for s in steps)
@@ -186,7 +186,7 @@ def test_deadlines_fire_on_another_customers_later_event() -> None:
     steps = e.submit(invoice("c2", "j1", 100, 20, 50, event_id="b"), "s")
     assert ids(steps) == ["c1@10", "c1@16", "b"]
     overdue, resolved = steps[0], steps[1]
-    assert overdue.labels == [] and overdue.score is not None and overdue.wall == 0.0
+    assert overdue.labels == [] and overdue.score is not None and overdue.token is None
     assert [(lb.invoice_id, lb.y, lb.resolved_at) for lb in resolved.labels] == [
         ("i1", 1, ts(16))]
     assert resolved.score is not None and resolved.score.event_id.startswith("time:")
