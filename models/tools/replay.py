@@ -18,6 +18,7 @@ from models.deadletters import rejected_letter
 from models.engine import Engine
 from models.metrics import merged_metrics
 from models.model import OnlineModel
+from models.outputs import newest_scores
 from models.processor import REJECTED, Step
 from models.state import CustomerState
 from models.tools.evaluation import first_alert_times
@@ -75,6 +76,10 @@ class Replay:
             yield from self._emit(engine.flush())
 
     def _emit(self, steps: list[Step]) -> Iterator[Output]:
+        """The outputs of what one line (or the end of input) released, in stream order;
+        scores by the worker's rule (:func:`~models.outputs.newest_scores`): a customer's
+        newest score of the release."""
+        sent = newest_scores(steps)
         for step in steps:
             if step.event is not None:
                 self.counts.outcomes[step.status] += 1
@@ -86,7 +91,7 @@ class Replay:
                                                     partition=None, offset=line[0],
                                                     failed_at=self.clock())
                 continue
-            if step.score is not None:
+            if step.score is not None and sent.get(step.customer_id) is step:
                 self.counts.scores += 1
                 yield "score", step.score
             for alert in step.alerts:

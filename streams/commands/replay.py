@@ -1,8 +1,9 @@
 """``arscore replay EVENTS.jsonl -o OUT.jsonl``: the core over a file, no broker.
 
 Writes one JSON line per output record, shaped like the Kafka path's output:
-``{"topic": "ar.scores", "key": customer_id, "value": {...}}``. Bad lines go to a
-dead-letter file with their line numbers; the run continues.
+``{"topic": "ar.scores", "key": customer_id, "value": {...}}``, with the worker's rule
+for scores (:mod:`models.outputs`): of what one line released, a customer's newest score.
+Bad lines go to a dead-letter file with their line numbers; the run continues.
 """
 
 from __future__ import annotations

@@ -24,16 +24,16 @@ HERE = Path(__file__).parent
 GOLDEN = {
     # stream, extra replay flags -> sha256 of outputs, dead letters, states, summary
     "mixed": (("--reorder-hours", "6"), {
-        "outputs": "c54600b773219dfdc55cfa14c95dbb8878a884bf7ea07a28e826d60917c43542",
+        "outputs": "b73980e3440354be94e55e5ab9d7dab72a59d1e89e7252b7852a9f556d839829",
         "deadletters": "58b370b4ce4d6ac3aab0751a0c9224d44b87b9eda44d248a498a07b9c652b38a",
         "states": "0fbe3b79a84dbfb1256e1734fd1450fbf17829ee3ff3a89313616ed526a6dc2e",
-        "summary": "072bd5075eec30f86808eb2dfab1e46e10bd8629285ad59c96396c7d80bd3d28",
+        "summary": "799883a147e0098a9c9eb76e5d075f251a08b5e9c118a666a1408bca60d788ce",
     }),
     "plain": (("--partitions", "4", "--reorder-hours", "12"), {
-        "outputs": "8bb9a83b36c0f22eb5c5ea95ac1364d0b5c7def6ffeab8564ef82b9b94e6017f",
+        "outputs": "27097472776596834224687cb565074bbf2b6797d6353689779607e2368dba4a",
         "deadletters": "e3b0c44298fc1c149afbf4c8996fb92427ae41e4649b934ca495991b7852b855",
         "states": "566275396441dc1ffb159ca62bee33ea5045622d44b2e6151ed37a30a1404d4e",
-        "summary": "e8671136d86c541bb8efa14149026c376b8f6d2206a1b5fe728e1c423c574f7e",
+        "summary": "1a0b4df8b07f1a7a838d125f93c1470f9dff8fd24e892b6fd556e5e21091a06c",
     }),
 }
 
