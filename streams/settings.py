@@ -56,7 +56,6 @@ class Settings:
     scores_topic: str = "ar.scores"
     alerts_topic: str = "ar.alerts"
     deadletter_topic: str = "ar.deadletter"
-    ticks_topic: str = "ar.ticks"
     partitions: int = 4
     replication_factor: int = 1
     # worker

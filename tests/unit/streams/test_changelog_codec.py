@@ -15,7 +15,7 @@ from schemas.codec import dumps, loads
 from streams.changelog import Commit, StateCodec, StateRecord
 from streams.faust_internals import _is_delivery
 
-OLD_RECORDS = Path(__file__).parent.parent / "data" / "state_records_v2.jsonl"
+OLD_RECORDS = Path(__file__).parents[2] / "data" / "state_records_v2.jsonl"
 
 
 def test_state_records_round_trip_in_the_packed_shape() -> None:

@@ -25,7 +25,7 @@ from streams.settings import PREFIX, Settings
 
 yaml = pytest.importorskip("yaml", reason="PyYAML is in the test extra: pip install -e '.[test]'")
 
-DEPLOY = Path(__file__).resolve().parents[2] / "deploy"
+DEPLOY = Path(__file__).resolve().parents[3] / "deploy"
 COMPOSE = DEPLOY / "docker-compose.yml"
 RULES = DEPLOY / "prometheus" / "rules.yml"
 PROM_CONFIG = DEPLOY / "prometheus" / "prometheus.yml"

@@ -13,7 +13,7 @@ import subprocess
 import sys
 from pathlib import Path
 
-ROOT = Path(__file__).resolve().parents[3]
+ROOT = Path(__file__).resolve().parents[4]
 TOOL_WORDS = ("tools", "simulator", "simulate", "backtest", "ledger", "baseline", "report",
               "replay", "evaluation", "leakage", "bootstrap")
 
