@@ -1,13 +1,5 @@
 """The simulated stream: customers merged by event time, with delivery noise.
 
-The simulator invents a population of customers with hidden payment behaviour
-(``stable``, ``slow``, ``erratic``, ``deteriorating``), lets each of them receive
-invoices and pay them (late or not, in instalments, naming the invoice or not,
-disputing some, receiving credit notes) and yields the resulting events in the
-wire form of :func:`schemas.events.event_to_dict`, in *file* order: sorted by
-event time, except a share of events that arrive late and a share that are
-delivered twice, as a Kafka topic replayed into a file would look.
-
 Everything is deterministic given :attr:`SimulationConfig.seed`: one
 :class:`random.Random` seeded from it derives a generator per customer and one for
 the delivery noise; no global random state, no wall clock.
@@ -22,6 +14,7 @@ deteriorating customer changed (``deteriorates_at``) and the first moment one of
 its invoices was 30 or more days past due while money was still open on it
 (``first_30dpd_at``).
 
+The package docstring (:mod:`models.tools.simulator`) says what is simulated.
 """
 
 from __future__ import annotations
