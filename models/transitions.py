@@ -14,7 +14,7 @@ Invariant kept by every transition (tested as a property)::
 from __future__ import annotations
 
 import sys
-from collections.abc import Iterator, Sequence
+from collections.abc import Sequence
 
 from models.config import DAY, ScoringConfig
 from models.invoice import (
@@ -259,16 +259,6 @@ def set_disputed(state: CustomerState, invoice_id: str, disputed: bool) -> None:
     inv.ever_disputed = inv.ever_disputed or disputed
 
 
-def _waiting(state: CustomerState) -> Iterator[tuple[Invoice, int, float]]:
-    """The open invoices that still wait for something as time passes (their overdue
-    notice, their label), with what they wait for and their due date."""
-    for inv in state.invoices:
-        packed = inv.packed
-        waits = WAITS_FOR[packed[FLAGS_AT]]
-        if waits:
-            yield inv, waits, read_due(packed)[0]
-
-
 def advance(state: CustomerState, now: float, cfg: ScoringConfig) -> tuple[list[Label], list[Invoice]]:
     """Move the customer's clock to ``now``: notice invoices past due, resolve overdue labels.
 
@@ -288,7 +278,12 @@ def advance(state: CustomerState, now: float, cfg: ScoringConfig) -> tuple[list[
     labels: list[Label] = []
     went_overdue: list[Invoice] = []
     horizon = label_horizon(cfg)
-    for inv, waits, due in _waiting(state):
+    for inv in state.invoices:
+        packed = inv.packed
+        waits = WAITS_FOR[packed[FLAGS_AT]]
+        if not waits:
+            continue
+        due = read_due(packed)[0]
         if waits & NOTICE_DUE and now >= due + OVERDUE_NOTICE_SECONDS:
             inv.overdue_noticed = True
             went_overdue.append(inv)
@@ -303,7 +298,12 @@ def next_deadline(state: CustomerState, after: float, cfg: ScoringConfig) -> flo
     """The earliest event time after ``after`` at which :func:`advance` would change something."""
     horizon = label_horizon(cfg)
     best: float | None = None
-    for _, waits, due in _waiting(state):
+    for inv in state.invoices:
+        packed = inv.packed
+        waits = WAITS_FOR[packed[FLAGS_AT]]
+        if not waits:
+            continue
+        due = read_due(packed)[0]
         if waits & NOTICE_DUE:
             t = due + OVERDUE_NOTICE_SECONDS
             if t > after and (best is None or t < best):
