@@ -86,7 +86,31 @@ def quiet_worker(app: faust.App, log_level: str) -> faust.Worker:
                           redirect_stdouts=False, override_logging=False)
     if not _isatty(worker.stdout):
         worker.spinner = None
+    calm_rebalance_heartbeats()
     return worker
+
+
+class _RebalanceHeartbeat(logging.Filter):
+    """aiokafka's "Heartbeat failed for group ... because it is rebalancing", as INFO.
+
+    Every member logs it at WARNING on every rebalance, a member joining or leaving
+    cleanly included: the expected sign of a rebalance, which the worker already counts
+    (``arscore_rebalances_total``) and logs per partition. Other heartbeat failures stay
+    warnings.
+    """
+
+    def filter(self, record: logging.LogRecord) -> bool:
+        if record.levelno == logging.WARNING and "because it is rebalancing" in record.getMessage():
+            record.levelno, record.levelname = logging.INFO, "INFO"
+            return logging.getLogger(record.name).isEnabledFor(logging.INFO)
+        return True
+
+
+def calm_rebalance_heartbeats() -> None:
+    """Install :class:`_RebalanceHeartbeat` on aiokafka's group coordinator logger (once)."""
+    logger = logging.getLogger("aiokafka.consumer.group_coordinator")
+    if not any(isinstance(f, _RebalanceHeartbeat) for f in logger.filters):
+        logger.addFilter(_RebalanceHeartbeat())
 
 
 def _isatty(stream: Any) -> bool:

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import io
+import logging
 
 import faust
 import pytest
@@ -24,3 +25,22 @@ def test_the_spinner_only_runs_on_a_terminal(monkeypatch: pytest.MonkeyPatch, st
     assert (worker.spinner is not None) is spinner
     worker._on_startup_end_spinner()  # what the worker does once started
     assert ("\x1b" in stdout.getvalue()) is spinner
+
+
+def test_a_rebalance_heartbeat_is_info_and_other_heartbeat_failures_stay_warnings(
+        caplog: pytest.LogCaptureFixture) -> None:
+    from streams.app import calm_rebalance_heartbeats
+
+    calm_rebalance_heartbeats()
+    calm_rebalance_heartbeats()  # installed once
+    log = logging.getLogger("aiokafka.consumer.group_coordinator")
+    assert len(log.filters) == 1
+    with caplog.at_level(logging.WARNING, logger=log.name):
+        log.warning("Heartbeat failed for group %s because it is rebalancing", "arscore")
+        log.warning("Heartbeat failed: local member_id was not recognized")
+    assert [(r.levelname, r.getMessage()) for r in caplog.records] == [
+        ("WARNING", "Heartbeat failed: local member_id was not recognized")]
+    caplog.clear()
+    with caplog.at_level(logging.INFO, logger=log.name):
+        log.warning("Heartbeat failed for group %s because it is rebalancing", "arscore")
+    assert [r.levelname for r in caplog.records] == ["INFO"]
