@@ -1,0 +1,145 @@
+"""The write side of the worklist database: one transaction per batch of records.
+
+A batch's rows and the offsets it covers are committed together, so after a crash the
+view resumes exactly where its last commit ended: nothing lost, nothing doubled. Applying
+the same records again changes nothing: history rows are keyed by (customer, causing
+event), alerts by their deterministic ``alert_id``, and the latest score is the last
+record applied for the customer, as in a compacted topic.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Iterable
+from dataclasses import dataclass, field
+from datetime import datetime
+from typing import Any
+
+from sqlalchemy import Connection, Engine, create_engine, event, select
+from sqlalchemy.dialects import postgresql, sqlite
+
+from streams.worklist.config import sqlalchemy_url
+from streams.worklist.records import STORED_TS
+from streams.worklist.schema import alerts, applied_offsets, latest_scores, migrate, score_history
+
+_CHUNK = 900  # keys per IN (...) list: well under every driver's parameter limit
+_HISTORY_COLUMNS = ("customer_id", "event_id", "scored_at", "p_late", "band", "priority")
+
+
+@dataclass
+class Batch:
+    """Decoded records of one poll, in offset order per partition, and what they cover."""
+
+    scores: list[dict[str, Any]] = field(default_factory=list)
+    alerts: list[dict[str, Any]] = field(default_factory=list)
+    next_offsets: dict[tuple[str, int], int] = field(default_factory=dict)
+    malformed: dict[tuple[str, int], int] = field(default_factory=dict)
+
+    def __len__(self) -> int:
+        return len(self.scores) + len(self.alerts) + sum(self.malformed.values())
+
+
+def make_engine(url: str) -> Engine:
+    """An engine for ``url``; SQLite gets WAL so the API reads while the consumer writes."""
+    url = sqlalchemy_url(url)
+    if url.startswith("sqlite"):
+        engine = create_engine(url, connect_args={"check_same_thread": False, "timeout": 30},
+                               hide_parameters=True)
+
+        @event.listens_for(engine, "connect")
+        def _pragmas(dbapi_conn: Any, _record: Any) -> None:
+            cur = dbapi_conn.cursor()
+            cur.execute("PRAGMA journal_mode=WAL")
+            cur.execute("PRAGMA synchronous=NORMAL")  # WAL+NORMAL survives a process crash
+            cur.close()
+
+        return engine
+    # hide_parameters: an error message must not carry customer data into the log
+    return create_engine(url, pool_pre_ping=True, pool_size=5, max_overflow=5,
+                         hide_parameters=True)
+
+
+def open_store(url: str) -> Engine:
+    """Engine with the schema migrated to the newest version."""
+    engine = make_engine(url)
+    migrate(engine)
+    return engine
+
+
+def _insert(conn: Connection, table: Any) -> Any:
+    return (postgresql.insert(table) if conn.dialect.name == "postgresql"
+            else sqlite.insert(table))
+
+
+def _days_between(later: str, earlier: str) -> int:
+    delta = datetime.strptime(later, STORED_TS) - datetime.strptime(earlier, STORED_TS)
+    return max(0, delta.days)
+
+
+def _previous_overdue(conn: Connection, customer_ids: list[str]) -> dict[str, str | None]:
+    found: dict[str, str | None] = {}
+    for i in range(0, len(customer_ids), _CHUNK):
+        chunk = customer_ids[i:i + _CHUNK]
+        rows = conn.execute(select(latest_scores.c.customer_id, latest_scores.c.overdue_since)
+                            .where(latest_scores.c.customer_id.in_(chunk)))
+        found.update({cid: since for cid, since in rows})
+    return found
+
+
+def _latest_rows(conn: Connection, scores: list[dict[str, Any]]) -> list[dict[str, Any]]:
+    """The newest row per customer, with the overdue run carried through the batch.
+
+    ``overdue_since`` is the event time at which the customer's balance last became
+    overdue (a score with overdue_amount > 0 after one without): the score record has no
+    due dates, so this is how old the overdue money is, as far as the scores tell.
+    """
+    since = _previous_overdue(conn, sorted({s["customer_id"] for s in scores}))
+    newest: dict[str, dict[str, Any]] = {}
+    for s in scores:
+        cid = s["customer_id"]
+        run = (since.get(cid) or s["scored_at"]) if s["overdue"] else None
+        since[cid] = run
+        row = {k: v for k, v in s.items() if k != "overdue"}
+        row["overdue_since"] = run
+        row["days_past_due"] = _days_between(s["scored_at"], run) if run else None
+        newest[cid] = row
+    return list(newest.values())
+
+
+def apply_batch(engine: Engine, batch: Batch) -> None:
+    """Apply ``batch`` and advance its offsets, all in one transaction."""
+    with engine.begin() as conn:
+        if batch.scores:
+            rows = _latest_rows(conn, batch.scores)
+            stmt = _insert(conn, latest_scores)
+            conn.execute(stmt.on_conflict_do_update(
+                index_elements=[latest_scores.c.customer_id],
+                set_={c.name: stmt.excluded[c.name] for c in latest_scores.columns
+                      if c.name != "customer_id"}), rows)
+            history = {(s["customer_id"], s["event_id"]): {k: s[k] for k in _HISTORY_COLUMNS}
+                       for s in batch.scores}
+            conn.execute(_insert(conn, score_history).on_conflict_do_nothing(
+                index_elements=[score_history.c.customer_id, score_history.c.event_id]),
+                list(history.values()))
+        if batch.alerts:
+            unique = {a["alert_id"]: a for a in batch.alerts}
+            conn.execute(_insert(conn, alerts).on_conflict_do_nothing(
+                index_elements=[alerts.c.alert_id]), list(unique.values()))
+        if batch.next_offsets:
+            stmt = _insert(conn, applied_offsets)
+            conn.execute(stmt.on_conflict_do_update(
+                index_elements=[applied_offsets.c.topic, applied_offsets.c.partition],
+                set_={"next_offset": stmt.excluded.next_offset,
+                      "malformed": applied_offsets.c.malformed + stmt.excluded.malformed}),
+                [{"topic": t, "partition": p, "next_offset": off,
+                  "malformed": batch.malformed.get((t, p), 0)}
+                 for (t, p), off in batch.next_offsets.items()])
+
+
+def stored_offsets(engine: Engine, topics: Iterable[str]) -> dict[tuple[str, int], int]:
+    """(topic, partition) -> next offset to read, as committed with the rows."""
+    wanted = list(topics)
+    with engine.connect() as conn:
+        rows = conn.execute(select(applied_offsets.c.topic, applied_offsets.c.partition,
+                                   applied_offsets.c.next_offset)
+                            .where(applied_offsets.c.topic.in_(wanted)))
+        return {(t, p): off for t, p, off in rows}
