@@ -10,7 +10,7 @@ from __future__ import annotations
 from collections.abc import Callable
 from typing import Annotated, Any, Literal
 
-from fastapi import FastAPI, Path, Query, Request
+from fastapi import Depends, FastAPI, Path, Query, Request
 from fastapi.exceptions import RequestValidationError
 from fastapi.responses import JSONResponse
 from sqlalchemy import Engine
@@ -58,10 +58,11 @@ def worklist_query(
                                  cursor=cursor or None)
 
 
+WorklistParams = Annotated[queries.WorklistQuery, Depends(worklist_query)]
+
+
 def create_app(engine: Engine, config: WebConfig, health: HealthFn) -> FastAPI:
     """The whole web service: API, pages, static files, auth, error handlers."""
-    from fastapi import Depends
-
     from streams.worklist.pages import add_pages
 
     app = FastAPI(title="arscore worklist", version="1",
@@ -90,8 +91,7 @@ def create_app(engine: Engine, config: WebConfig, health: HealthFn) -> FastAPI:
 
     @app.get("/api/worklist", tags=["worklist"],
              summary="Customers ranked by money at risk (latest score each), filtered and paged")
-    def api_worklist(query: Annotated[queries.WorklistQuery, Depends(worklist_query)]
-                     ) -> dict[str, Any]:
+    def api_worklist(query: WorklistParams) -> dict[str, Any]:
         return queries.worklist(engine, query)
 
     @app.get("/api/customers/{customer_id:path}", tags=["worklist"],

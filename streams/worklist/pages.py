@@ -11,17 +11,17 @@ from __future__ import annotations
 
 from datetime import datetime
 from pathlib import Path
-from typing import Annotated, Any
+from typing import Any
 from urllib.parse import quote, urlencode
 
-from fastapi import Depends, FastAPI, Request
+from fastapi import FastAPI, Request
 from fastapi.responses import HTMLResponse, RedirectResponse, Response
 from fastapi.staticfiles import StaticFiles
 from jinja2 import Environment, FileSystemLoader, select_autoescape
 from sqlalchemy import Engine
 
 from streams.worklist import auth, queries
-from streams.worklist.api import worklist_query
+from streams.worklist.api import WorklistParams
 from streams.worklist.config import WebConfig
 
 HERE = Path(__file__).resolve().parent
@@ -87,14 +87,12 @@ def add_pages(app: FastAPI, engine: Engine, config: WebConfig) -> None:
         return {"page": page, "query": query, "qs": qs, "request_query": request.url.query,
                 "next_url": f"/?{qs}&cursor={page['next_cursor']}" if page["next_cursor"] else None}
 
-    Query = Annotated[queries.WorklistQuery, Depends(worklist_query)]
-
     @app.get("/", response_class=HTMLResponse, include_in_schema=False)
-    def worklist_page(request: Request, query: Query) -> HTMLResponse:
+    def worklist_page(request: Request, query: WorklistParams) -> HTMLResponse:
         return render("worklist.html", **worklist_context(request, query), active="worklist")
 
     @app.get("/fragments/worklist", response_class=HTMLResponse, include_in_schema=False)
-    def worklist_rows(request: Request, query: Query) -> HTMLResponse:
+    def worklist_rows(request: Request, query: WorklistParams) -> HTMLResponse:
         return render("worklist_rows.html", **worklist_context(request, query))
 
     def customer_context(customer_id: str) -> dict[str, Any] | None:
