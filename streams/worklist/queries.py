@@ -21,7 +21,7 @@ from streams.worklist.schema import alerts, applied_offsets, latest_scores, scor
 SORTS: dict[str, Any] = {
     "priority": latest_scores.c.priority_value,
     "p_late": latest_scores.c.p_late,
-    "days_past_due": func.coalesce(latest_scores.c.days_past_due, -1),
+    "overdue_days": func.coalesce(latest_scores.c.overdue_days, -1),
     "customer_id": latest_scores.c.customer_id,
 }
 """Sort keys of the worklist; prefix ``-`` for descending (default ``-priority``)."""
@@ -76,7 +76,7 @@ def score_out(row: Any) -> dict[str, Any]:
         "treatment": m["treatment"], "model_version": m["model_version"],
         "labels_seen": m["labels_seen"], "reasons": orjson.loads(m["reasons"]),
         "overdue_since": wire_ts(m["overdue_since"]) if m["overdue_since"] else None,
-        "days_past_due": m["days_past_due"],
+        "overdue_days": m["overdue_days"],
     }
 
 
@@ -128,7 +128,7 @@ def worklist(engine: Engine, query: WorklistQuery) -> dict[str, Any]:
     if len(rows) > query.limit:
         last_row = rows[query.limit - 1]._mapping
         value = last_row["customer_id"] if name == "customer_id" else (
-            -1 if name == "days_past_due" and last_row["days_past_due"] is None
+            -1 if name == "overdue_days" and last_row["overdue_days"] is None
             else last_row[{"priority": "priority_value"}.get(name, name)])
         next_cursor = encode_cursor(value, last_row["customer_id"])
     return {"items": items, "next_cursor": next_cursor}

@@ -69,10 +69,10 @@ latest_scores = Table(
     Column("labels_seen", BigInteger, nullable=False),
     Column("reasons", Text, nullable=False),                # JSON array, as sent
     Column("overdue_since", String(40)),                    # event time the balance fell overdue
-    Column("days_past_due", Integer),                       # scored_at - overdue_since, in days
+    Column("overdue_days", Integer),                       # scored_at - overdue_since, in days
     Index("ix_latest_priority", "priority_value", "customer_id"),
     Index("ix_latest_p_late", "p_late", "customer_id"),
-    Index("ix_latest_days_past_due", "days_past_due", "customer_id"),
+    Index("ix_latest_overdue_days", "overdue_days", "customer_id"),
 )
 
 score_history = Table(

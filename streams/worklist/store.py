@@ -100,7 +100,7 @@ def _latest_rows(conn: Connection, scores: list[dict[str, Any]]) -> list[dict[st
         since[cid] = run
         row = {k: v for k, v in s.items() if k != "overdue"}
         row["overdue_since"] = run
-        row["days_past_due"] = _days_between(s["scored_at"], run) if run else None
+        row["overdue_days"] = _days_between(s["scored_at"], run) if run else None
         newest[cid] = row
     return list(newest.values())
 
