@@ -15,10 +15,8 @@ from datetime import datetime
 from typing import Any
 
 from sqlalchemy import Connection, Engine, create_engine, event, select
-from sqlalchemy.dialects import postgresql, sqlite
 
 from streams.worklist.config import sqlalchemy_url
-from streams.worklist.records import STORED_TS
 from streams.worklist.schema import alerts, applied_offsets, latest_scores, migrate, score_history
 
 _CHUNK = 900  # keys per IN (...) list: well under every driver's parameter limit
@@ -65,13 +63,11 @@ def open_store(url: str) -> Engine:
     return engine
 
 
-def _insert(conn: Connection, table: Any) -> Any:
-    return (postgresql.insert(table) if conn.dialect.name == "postgresql"
-            else sqlite.insert(table))
-
-
 def _days_between(later: str, earlier: str) -> int:
-    delta = datetime.strptime(later, STORED_TS) - datetime.strptime(earlier, STORED_TS)
+    if later == earlier:
+        return 0
+    # fromisoformat is C code: strptime cost a sixth of the ingest time
+    delta = datetime.fromisoformat(later) - datetime.fromisoformat(earlier)
     return max(0, delta.days)
 
 
@@ -105,34 +101,50 @@ def _latest_rows(conn: Connection, scores: list[dict[str, Any]]) -> list[dict[st
     return list(newest.values())
 
 
+def _upsert_sql(dialect: str, table: Any, keys: tuple[str, ...], update: str | None) -> str:
+    """``INSERT ... ON CONFLICT`` in the syntax SQLite and PostgreSQL share.
+
+    ``update`` None: do nothing on conflict; "" : overwrite every non-key column; else the
+    SET clause as given. Run through the driver (``exec_driver_sql``): building the same
+    statement with Core cost a third of the ingest time in per-row parameter processing.
+    """
+    cols = [c.name for c in table.columns]
+    mark = (lambda n: f"%({n})s") if dialect == "postgresql" else (lambda n: f":{n}")
+    head = (f"INSERT INTO {table.name} ({', '.join(cols)}) VALUES "
+            f"({', '.join(mark(c) for c in cols)}) ON CONFLICT ({', '.join(keys)}) ")
+    if update is None:
+        return head + "DO NOTHING"
+    return head + "DO UPDATE SET " + (update or ", ".join(
+        f"{c} = excluded.{c}" for c in cols if c not in keys))
+
+
+_SQL: dict[str, dict[str, str]] = {
+    d: {"latest": _upsert_sql(d, latest_scores, ("customer_id",), ""),
+        "history": _upsert_sql(d, score_history, ("customer_id", "event_id"), None),
+        "alerts": _upsert_sql(d, alerts, ("alert_id",), None),
+        "offsets": _upsert_sql(d, applied_offsets, ("topic", "partition"),
+                               "next_offset = excluded.next_offset, "
+                               "malformed = applied_offsets.malformed + excluded.malformed")}
+    for d in ("sqlite", "postgresql")}
+
+
 def apply_batch(engine: Engine, batch: Batch) -> None:
     """Apply ``batch`` and advance its offsets, all in one transaction."""
+    sql = _SQL[engine.dialect.name]
     with engine.begin() as conn:
         if batch.scores:
-            rows = _latest_rows(conn, batch.scores)
-            stmt = _insert(conn, latest_scores)
-            conn.execute(stmt.on_conflict_do_update(
-                index_elements=[latest_scores.c.customer_id],
-                set_={c.name: stmt.excluded[c.name] for c in latest_scores.columns
-                      if c.name != "customer_id"}), rows)
+            conn.exec_driver_sql(sql["latest"], _latest_rows(conn, batch.scores))
             history = {(s["customer_id"], s["event_id"]): {k: s[k] for k in _HISTORY_COLUMNS}
                        for s in batch.scores}
-            conn.execute(_insert(conn, score_history).on_conflict_do_nothing(
-                index_elements=[score_history.c.customer_id, score_history.c.event_id]),
-                list(history.values()))
+            conn.exec_driver_sql(sql["history"], list(history.values()))
         if batch.alerts:
             unique = {a["alert_id"]: a for a in batch.alerts}
-            conn.execute(_insert(conn, alerts).on_conflict_do_nothing(
-                index_elements=[alerts.c.alert_id]), list(unique.values()))
+            conn.exec_driver_sql(sql["alerts"], list(unique.values()))
         if batch.next_offsets:
-            stmt = _insert(conn, applied_offsets)
-            conn.execute(stmt.on_conflict_do_update(
-                index_elements=[applied_offsets.c.topic, applied_offsets.c.partition],
-                set_={"next_offset": stmt.excluded.next_offset,
-                      "malformed": applied_offsets.c.malformed + stmt.excluded.malformed}),
-                [{"topic": t, "partition": p, "next_offset": off,
-                  "malformed": batch.malformed.get((t, p), 0)}
-                 for (t, p), off in batch.next_offsets.items()])
+            conn.exec_driver_sql(sql["offsets"], [
+                {"topic": t, "partition": p, "next_offset": off,
+                 "malformed": batch.malformed.get((t, p), 0)}
+                for (t, p), off in batch.next_offsets.items()])
 
 
 def stored_offsets(engine: Engine, topics: Iterable[str]) -> dict[tuple[str, int], int]:

@@ -22,6 +22,7 @@ import urllib.error
 import urllib.request
 import uuid
 from collections.abc import Iterator
+from contextlib import contextmanager
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
@@ -63,12 +64,17 @@ def _as_user(user: str | None, argv: list[str]) -> list[str]:
     return ["runuser", "-u", user, "--", *argv] if user else argv
 
 
-@pytest.fixture(scope="session")
-def postgres_server() -> Iterator[PostgresServer]:
+@contextmanager
+def temporary_postgres(durable: bool = False) -> Iterator[PostgresServer]:
+    """Start a PostgreSQL cluster in a temporary directory; stopped and removed on exit.
+
+    Tests run it without fsync (speed; a test's data outlives no power cut);
+    bench/worklist_throughput.py runs it ``durable`` so the figures are honest.
+    """
     initdb, pg_ctl = _pg_bin("initdb"), _pg_bin("pg_ctl")
     if not initdb or not pg_ctl:
-        pytest.fail("PostgreSQL server binaries not found: apt-get install postgresql "
-                    "(.ci/run installs it)")
+        raise RuntimeError("PostgreSQL server binaries not found: apt-get install postgresql "
+                           "(.ci/run installs it)")
     run_as = None
     if os.geteuid() == 0:
         run_as = "postgres"
@@ -82,16 +88,25 @@ def postgres_server() -> Iterator[PostgresServer]:
                                      "--no-sync", "-E", "UTF8", "--locale=C"]),
                    check=True, capture_output=True)
     opts = (f"-c listen_addresses=127.0.0.1 -c port={port} -c unix_socket_directories={root} "
-            "-c fsync=off -c full_page_writes=off -c max_connections=50")
-    subprocess.run(_as_user(run_as, [pg_ctl, "-D", str(data), "-o", opts, "-l",
-                                     str(root / "server.log"), "-w", "-t", "60", "start"]),
-                   check=True, capture_output=True)
+            "-c max_connections=50" + ("" if durable else " -c fsync=off -c full_page_writes=off"))
     try:
+        subprocess.run(_as_user(run_as, [pg_ctl, "-D", str(data), "-o", opts, "-l",
+                                         str(root / "server.log"), "-w", "-t", "60", "start"]),
+                       check=True, capture_output=True)
         yield PostgresServer(root, port, "arscore")
     finally:
         subprocess.run(_as_user(run_as, [pg_ctl, "-D", str(data), "-m", "fast", "-w", "stop"]),
                        capture_output=True)
         shutil.rmtree(root, ignore_errors=True)
+
+
+@pytest.fixture(scope="session")
+def postgres_server() -> Iterator[PostgresServer]:
+    try:
+        with temporary_postgres() as server:
+            yield server
+    except RuntimeError as exc:
+        pytest.fail(str(exc))
 
 
 @pytest.fixture(params=["sqlite", "postgresql"])
