@@ -14,6 +14,10 @@ from pathlib import Path
 
 from streams.settings import Secret, Settings
 
+WEB_VARIABLES = ("ARSCORE_DATABASE_URL", "ARSCORE_WEB_TOKEN", "ARSCORE_WORKLIST_PORT",
+                 "ARSCORE_WEB_GROUP")
+"""The variables only ``arscore web`` reads (besides the shared Settings ones)."""
+
 
 @dataclass(frozen=True)
 class WebConfig:
