@@ -44,7 +44,7 @@ def _ts(text: str) -> float:
 def chart(history: list[dict[str, Any]], alerts: list[dict[str, Any]]) -> dict[str, Any]:
     """SVG geometry for p_late over time: a point per score, a marker per alert.
 
-    >>> c = chart([{"scored_at": "2025-01-01T00:00:00Z", "p_late": 0.5}], [])
+    >>> c = chart([{"scored_at": "2025-01-01T00:00:00Z", "p_late": 0.5, "band": "medium"}], [])
     >>> len(c["points"]), c["points"][0]["y"]
     (1, 138.0)
     """

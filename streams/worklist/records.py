@@ -88,6 +88,28 @@ def _count(doc: dict[str, Any], name: str) -> int:
     return value
 
 
+_CANONICAL_TS = re.compile(r"20[0-9]{2}-[01][0-9]-[0-3][0-9]T[0-2][0-9]:[0-5][0-9]:[0-5][0-9]"
+                           r"(\.[0-9]{1,6})?Z")
+
+
+def stored_from_wire(value: Any, name: str) -> str:
+    """A record's timestamp -> its stored form. arscore writes UTC with ``Z``: those are
+    only padded (strftime was a tenth of the decode time); other zones are converted.
+
+    >>> stored_from_wire("2025-02-14T00:00:00.5Z", "t"), stored_from_wire("2025-02-14T01:00:00+01:00", "t")
+    ('2025-02-14T00:00:00.500000Z', '2025-02-14T00:00:00.000000Z')
+    """
+    if isinstance(value, str) and (m := _CANONICAL_TS.fullmatch(value)):
+        frac = m.group(1) or "."
+        stored = value[:19] + frac.ljust(7, "0") + "Z"
+        try:
+            datetime.fromisoformat(stored)  # a real date (no 2025-02-30)
+        except ValueError:
+            raise DecodeError("not an RFC 3339 timestamp with a zone", field=name) from None
+        return stored
+    return stored_ts(parse_ts(value, name))
+
+
 def parse_ts(value: Any, name: str) -> datetime:
     """An RFC 3339 timestamp with a zone -> aware UTC datetime, or DecodeError."""
     if not isinstance(value, str) or len(value) > 40 or not _TIMESTAMP.fullmatch(value):
@@ -99,7 +121,9 @@ def parse_ts(value: Any, name: str) -> datetime:
 
 
 def stored_ts(when: datetime) -> str:
-    """>>> stored_ts(parse_ts("2025-02-14T01:00:00+01:00", "t"))
+    """Fixed-width UTC, so that text order is time order.
+
+    >>> stored_ts(parse_ts("2025-02-14T01:00:00+01:00", "t"))
     '2025-02-14T00:00:00.000000Z'
     """
     return when.strftime(STORED_TS)
@@ -153,7 +177,7 @@ def score_row(raw: bytes | None) -> dict[str, Any]:
         raise DecodeError("not a non-empty string", field="model_version")
     return {
         "customer_id": _id(doc, "customer_id"),
-        "scored_at": stored_ts(parse_ts(doc["scored_at"], "scored_at")),
+        "scored_at": stored_from_wire(doc["scored_at"], "scored_at"),
         "event_id": _id(doc, "event_id"),
         "p_late": _probability(doc, "p_late"),
         "band": _choice(doc, "band", BANDS),
@@ -183,7 +207,7 @@ def alert_row(raw: bytes | None) -> dict[str, Any]:
         "alert_id": _id(doc, "alert_id"),
         "kind": _choice(doc, "kind", ALERT_KINDS),
         "customer_id": _id(doc, "customer_id"),
-        "raised_at": stored_ts(parse_ts(doc["raised_at"], "raised_at")),
+        "raised_at": stored_from_wire(doc["raised_at"], "raised_at"),
         "band": _choice(doc, "band", BANDS),
         "p_late": _probability(doc, "p_late"),
         "previous_p_late": _probability(doc, "previous_p_late"),

@@ -73,6 +73,7 @@ latest_scores = Table(
     Index("ix_latest_priority", "priority_value", "customer_id"),
     Index("ix_latest_p_late", "p_late", "customer_id"),
     Index("ix_latest_overdue_days", "overdue_days", "customer_id"),
+    Index("ix_latest_band_priority", "band", "priority_value", "customer_id"),
 )
 
 score_history = Table(
@@ -85,8 +86,9 @@ score_history = Table(
     Column("p_late", Float, nullable=False),
     Column("band", String(16), nullable=False),
     Column("priority", String(40), nullable=False),
+    # no second index: a customer's rows are found by the key's prefix and sorted by time
+    # on read (hundreds of rows); one index fewer to maintain on every score written
     PrimaryKeyConstraint("customer_id", "event_id"),
-    Index("ix_history_customer_time", "customer_id", "scored_at"),
 )
 
 alerts = Table(

@@ -48,6 +48,10 @@ def make_engine(url: str) -> Engine:
             cur = dbapi_conn.cursor()
             cur.execute("PRAGMA journal_mode=WAL")
             cur.execute("PRAGMA synchronous=NORMAL")  # WAL+NORMAL survives a process crash
+            cur.execute("PRAGMA cache_size=-65536")   # 64 MiB: 100,000 customers' rows + indexes
+            # checkpoint the WAL every ~32 MiB instead of 4 MiB: a checkpoint syncs the
+            # database file, and at the default a third of the ingest time went to them
+            cur.execute("PRAGMA wal_autocheckpoint=8192")
             cur.close()
 
         return engine
@@ -92,12 +96,11 @@ def _latest_rows(conn: Connection, scores: list[dict[str, Any]]) -> list[dict[st
     newest: dict[str, dict[str, Any]] = {}
     for s in scores:
         cid = s["customer_id"]
-        run = (since.get(cid) or s["scored_at"]) if s["overdue"] else None
+        run = (since.get(cid) or s["scored_at"]) if s.pop("overdue", False) else None
         since[cid] = run
-        row = {k: v for k, v in s.items() if k != "overdue"}
-        row["overdue_since"] = run
-        row["overdue_days"] = _days_between(s["scored_at"], run) if run else None
-        newest[cid] = row
+        s["overdue_since"] = run  # in place: copying every row cost 4% of the ingest
+        s["overdue_days"] = _days_between(s["scored_at"], run) if run else None
+        newest[cid] = s
     return list(newest.values())
 
 
@@ -118,6 +121,26 @@ def _upsert_sql(dialect: str, table: Any, keys: tuple[str, ...], update: str | N
         f"{c} = excluded.{c}" for c in cols if c not in keys))
 
 
+def _unnest_sql(table: Any, keys: tuple[str, ...], update: str | None) -> str:
+    """PostgreSQL: the same upsert fed by one array per column (``unnest``), so a batch is
+    one statement and one round trip instead of one execution per row."""
+    from sqlalchemy.dialects import postgresql
+
+    dialect = postgresql.dialect()
+    cols = [c.name for c in table.columns]
+    arrays = ", ".join(f"%({c.name})b::{c.type.compile(dialect=dialect)}[]" for c in table.columns)
+    head = (f"INSERT INTO {table.name} ({', '.join(cols)}) SELECT * FROM unnest({arrays}) "
+            f"ON CONFLICT ({', '.join(keys)}) ")
+    if update is None:
+        return head + "DO NOTHING"
+    return head + "DO UPDATE SET " + (update or ", ".join(
+        f"{c} = excluded.{c}" for c in cols if c not in keys))
+
+
+def _columns(table: Any, rows: list[dict[str, Any]]) -> dict[str, list[Any]]:
+    return {c.name: [r[c.name] for r in rows] for c in table.columns}
+
+
 _SQL: dict[str, dict[str, str]] = {
     d: {"latest": _upsert_sql(d, latest_scores, ("customer_id",), ""),
         "history": _upsert_sql(d, score_history, ("customer_id", "event_id"), None),
@@ -126,6 +149,20 @@ _SQL: dict[str, dict[str, str]] = {
                                "next_offset = excluded.next_offset, "
                                "malformed = applied_offsets.malformed + excluded.malformed")}
     for d in ("sqlite", "postgresql")}
+_PG_BULK = {"latest": _unnest_sql(latest_scores, ("customer_id",), ""),
+            "history": _unnest_sql(score_history, ("customer_id", "event_id"), None),
+            "alerts": _unnest_sql(alerts, ("alert_id",), None)}
+_TABLES = {"latest": latest_scores, "history": score_history, "alerts": alerts}
+
+
+def _write(conn: Connection, name: str, rows: list[dict[str, Any]]) -> None:
+    if conn.dialect.name == "postgresql":
+        # psycopg's cursor, in this transaction; %b sends the arrays binary: no per-element
+        # quoting (text arrays spent a third of the ingest time in regex escaping)
+        with conn.connection.dbapi_connection.cursor() as cur:  # type: ignore[union-attr]
+            cur.execute(_PG_BULK[name], _columns(_TABLES[name], rows))
+    else:
+        conn.exec_driver_sql(_SQL["sqlite"][name], rows)
 
 
 def apply_batch(engine: Engine, batch: Batch) -> None:
@@ -133,13 +170,12 @@ def apply_batch(engine: Engine, batch: Batch) -> None:
     sql = _SQL[engine.dialect.name]
     with engine.begin() as conn:
         if batch.scores:
-            conn.exec_driver_sql(sql["latest"], _latest_rows(conn, batch.scores))
+            _write(conn, "latest", _latest_rows(conn, batch.scores))
             history = {(s["customer_id"], s["event_id"]): {k: s[k] for k in _HISTORY_COLUMNS}
                        for s in batch.scores}
-            conn.exec_driver_sql(sql["history"], list(history.values()))
+            _write(conn, "history", list(history.values()))
         if batch.alerts:
-            unique = {a["alert_id"]: a for a in batch.alerts}
-            conn.exec_driver_sql(sql["alerts"], list(unique.values()))
+            _write(conn, "alerts", list({a["alert_id"]: a for a in batch.alerts}.values()))
         if batch.next_offsets:
             conn.exec_driver_sql(sql["offsets"], [
                 {"topic": t, "partition": p, "next_offset": off,

@@ -158,3 +158,23 @@ def test_filters(engine: Engine) -> None:
     with pytest.raises(queries.QueryError, match="cursor"):
         queries.worklist(engine, queries.WorklistQuery(cursor="!!"))
     assert _count(engine, latest_scores) == 3
+
+
+@pytest.mark.parametrize("name", ["config", "records", "pages", "queries", "store"])
+def test_worklist_docstring_examples_hold(name: str) -> None:
+    import doctest
+    import importlib
+
+    module = importlib.import_module(f"streams.worklist.{name}")
+    result = doctest.testmod(module, optionflags=doctest.ELLIPSIS, verbose=False)
+    assert result.failed == 0
+
+
+def test_timestamps_from_other_writers_are_converted_and_impossible_dates_refused() -> None:
+    from streams.worklist.records import stored_from_wire
+
+    assert stored_from_wire("2025-03-01T10:00:00.123456Z", "t") == "2025-03-01T10:00:00.123456Z"
+    assert stored_from_wire("2025-03-01T00:30:00-01:00", "t") == "2025-03-01T01:30:00.000000Z"
+    for bad in ("2025-02-30T00:00:00Z", "2025-03-01T00:00:00", "yesterday", 5):
+        with pytest.raises(DecodeError):
+            stored_from_wire(bad, "t")
