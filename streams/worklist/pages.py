@@ -46,7 +46,7 @@ def chart(history: list[dict[str, Any]], alerts: list[dict[str, Any]]) -> dict[s
 
     >>> c = chart([{"scored_at": "2025-01-01T00:00:00Z", "p_late": 0.5, "band": "medium"}], [])
     >>> len(c["points"]), c["points"][0]["y"]
-    (1, 138.0)
+    (1, 120.0)
     """
     times = [_ts(h["scored_at"]) for h in history] + [_ts(a["raised_at"]) for a in alerts]
     lo, hi = (min(times), max(times)) if times else (0.0, 1.0)
