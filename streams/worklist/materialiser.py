@@ -12,6 +12,7 @@ Kafka tooling shows this consumer's lag.
 from __future__ import annotations
 
 import logging
+import socket
 import threading
 import time
 from typing import Any
@@ -80,6 +81,29 @@ class Materialiser:
                 lag[f"{tp.topic}:{tp.partition}"] = max(0, high - self._consumer.position(tp))
         self.lag = lag
 
+    def _check_broker(self) -> None:
+        """A quiet consumer cannot tell an idle topic from a lost broker (and kafka-python
+        retries silently): now and then try to connect to a bootstrap server, and say so
+        (health 503, one log line) while none answers. A socket connect, not a metadata
+        call: kafka-python's metadata call blocks without a timeout while the broker is down."""
+        problem = "broker unreachable"
+        for server in bootstrap_servers(self.settings.broker_url).split(","):
+            host, _, port = server.rpartition(":")
+            try:
+                with socket.create_connection((host, int(port)), timeout=2):
+                    problem = ""
+                    break
+            except (OSError, ValueError):
+                continue
+        if problem and self.problem != problem:
+            log.error("%s (broker %s); retrying", problem, self.settings.broker_url)
+        elif not problem and self.problem == "broker unreachable":
+            log.warning("broker reachable again")
+        if problem:
+            self.state, self.problem = "error", problem
+        elif self.problem == "broker unreachable":
+            self.state, self.problem = ("ok" if self._consumer.assignment() else "starting"), ""
+
     def decode(self, polled: dict[Any, list[Any]]) -> Batch:
         """One poll's records -> a :class:`Batch`; malformed ones are counted, not applied."""
         batch = Batch()
@@ -132,9 +156,13 @@ class Materialiser:
                 owner._seek_to_stored(assigned)
 
         self._consumer = self._consumer_for()
+        checked = time.monotonic()
         try:
             self._consumer.subscribe(list(self.topics), listener=_Listener())
             while not stop.is_set():
+                if time.monotonic() - checked > self.settings.broker_check_seconds:
+                    self._check_broker()
+                    checked = time.monotonic()
                 polled = self._consumer.poll(timeout_ms=int(self.config.poll_seconds * 1000),
                                              max_records=self.config.batch_max)
                 if polled:
