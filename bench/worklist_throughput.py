@@ -164,7 +164,8 @@ def main() -> int:
     ap = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
     ap.add_argument("--customers", type=int, default=100_000)
     ap.add_argument("--records", type=int, default=200_000)
-    ap.add_argument("--batch", type=int, default=2000, help="records per transaction")
+    ap.add_argument("--batch", type=int, default=10_000,
+                    help="records per transaction (arscore web's ARSCORE_WEB_BATCH_MAX default)")
     ap.add_argument("--requests", type=int, default=300, help="per API query")
     ap.add_argument("--database", choices=["sqlite", "postgresql", "both"], default="both")
     ap.add_argument("--serve", help=argparse.SUPPRESS)

@@ -15,7 +15,7 @@ from pathlib import Path
 from streams.settings import Secret, Settings
 
 WEB_VARIABLES = ("ARSCORE_DATABASE_URL", "ARSCORE_WEB_TOKEN", "ARSCORE_WORKLIST_PORT",
-                 "ARSCORE_WEB_GROUP")
+                 "ARSCORE_WEB_GROUP", "ARSCORE_WEB_BATCH_MAX")
 """The variables only ``arscore web`` reads (besides the shared Settings ones)."""
 
 
@@ -32,8 +32,10 @@ class WebConfig:
     port: int
     group_id: str
     """The view's consumer group: its own, never the worker's (``<app_id>-web``)."""
-    batch_max: int = 2000
-    """Most records applied in one database transaction."""
+    batch_max: int = 10_000
+    """Most records applied in one database transaction (what the consumer has fetched,
+    without waiting for more). Commits dominate the ingest cost: at 100,000 customers
+    SQLite applied ~23,000 records/s in batches of 2,000 and ~31,000 in batches of 10,000."""
     poll_seconds: float = 0.2
     session_timeout: float = 10.0
 
@@ -76,14 +78,22 @@ def web_config(settings: Settings, env: Mapping[str, str] | None = None,
         raise ValueError(f"ARSCORE_DATABASE_URL: unsupported scheme {scheme!r} "
                          "(use sqlite:///PATH or postgresql://...)")
     raw_port = env.get("ARSCORE_WORKLIST_PORT", "8765")
+    raw_batch = env.get("ARSCORE_WEB_BATCH_MAX", "10000")
     try:
         chosen = int(raw_port) if port is None else port
     except ValueError:
         raise ValueError(f"ARSCORE_WORKLIST_PORT={raw_port!r} is not valid: not an integer") from None
+    try:
+        batch_max = int(raw_batch)
+        if batch_max < 1:
+            raise ValueError
+    except ValueError:
+        raise ValueError(f"ARSCORE_WEB_BATCH_MAX={raw_batch!r} is not valid: "
+                         "must be a positive integer") from None
     if not 0 <= chosen <= 65535:
         raise ValueError(f"port {chosen} is not valid: must be 0-65535")
     return WebConfig(database_url=Secret(url), token=Secret(env.get("ARSCORE_WEB_TOKEN", "")),
                      host=settings.web_host, port=chosen,
                      group_id=env.get("ARSCORE_WEB_GROUP", f"{settings.app_id}-web"),
-                     batch_max=max(1, settings.batch_max),
+                     batch_max=batch_max,
                      session_timeout=settings.session_timeout)

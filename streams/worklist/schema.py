@@ -74,6 +74,7 @@ latest_scores = Table(
     Index("ix_latest_p_late", "p_late", "customer_id"),
     Index("ix_latest_overdue_days", "overdue_days", "customer_id"),
     Index("ix_latest_band_priority", "band", "priority_value", "customer_id"),
+    sqlite_with_rowid=False,  # clustered on the key: one B-tree fewer per upsert
 )
 
 score_history = Table(
@@ -89,6 +90,7 @@ score_history = Table(
     # no second index: a customer's rows are found by the key's prefix and sorted by time
     # on read (hundreds of rows); one index fewer to maintain on every score written
     PrimaryKeyConstraint("customer_id", "event_id"),
+    sqlite_with_rowid=False,
 )
 
 alerts = Table(
