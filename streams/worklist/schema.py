@@ -74,7 +74,8 @@ latest_scores = Table(
     Index("ix_latest_p_late", "p_late", "customer_id"),
     Index("ix_latest_overdue_days", "overdue_days", "customer_id"),
     Index("ix_latest_band_priority", "band", "priority_value", "customer_id"),
-    sqlite_with_rowid=False,  # clustered on the key: one B-tree fewer per upsert
+    # a rowid table on purpose: text search scans the narrow key index, not the wide rows
+    # (clustered, a search for q=12345 at 100,000 customers went from 15 to 125 ms)
 )
 
 score_history = Table(

@@ -14,12 +14,12 @@ from dataclasses import dataclass, field
 from datetime import datetime
 from typing import Any
 
+import orjson
 from sqlalchemy import Connection, Engine, create_engine, event, select
 
 from streams.worklist.config import sqlalchemy_url
 from streams.worklist.schema import alerts, applied_offsets, latest_scores, migrate, score_history
 
-_CHUNK = 900  # keys per IN (...) list: well under every driver's parameter limit
 _HISTORY_COLUMNS = ("customer_id", "event_id", "scored_at", "p_late", "band", "priority")
 
 
@@ -77,11 +77,19 @@ def _days_between(later: str, earlier: str) -> int:
 
 def _previous_overdue(conn: Connection, customer_ids: list[str]) -> dict[str, str | None]:
     found: dict[str, str | None] = {}
-    for i in range(0, len(customer_ids), _CHUNK):
-        chunk = customer_ids[i:i + _CHUNK]
-        rows = conn.execute(select(latest_scores.c.customer_id, latest_scores.c.overdue_since)
-                            .where(latest_scores.c.customer_id.in_(chunk)))
-        found.update({cid: since for cid, since in rows})
+    if conn.dialect.name == "postgresql":
+        # one array parameter: IN lists of ~900 binds took 100+ ms each on PostgreSQL
+        with conn.connection.dbapi_connection.cursor() as cur:  # type: ignore[union-attr]
+            cur.execute("SELECT customer_id, overdue_since FROM latest_scores "
+                        "WHERE customer_id = ANY(%b::varchar[])", (customer_ids,))
+            found.update({cid: since for cid, since in cur.fetchall()})
+        return found
+    # SQLite: the keys as one JSON array parameter, no bind limit, no per-bind overhead
+    rows = conn.exec_driver_sql(
+        "SELECT customer_id, overdue_since FROM latest_scores "
+        "WHERE customer_id IN (SELECT value FROM json_each(?))",
+        (orjson.dumps(customer_ids).decode(),))
+    found.update({cid: since for cid, since in rows})
     return found
 
 

@@ -23,7 +23,7 @@ from schemas.codec import dumps, loads
 from streams.broker import EmbeddedBroker
 from streams.kafkaio import produce_lines
 from tests.integration.conftest import Worker, worker_settings
-from tests.integration.worklist_fixtures import Web, wait_for
+from tests.integration.worklist_fixtures import Web, missing, wait_for
 
 pytestmark = pytest.mark.integration
 
@@ -90,7 +90,7 @@ def stack(broker: EmbeddedBroker, tmp_path_factory: pytest.TempPathFactory) -> I
 @pytest.fixture(scope="module")
 def browser() -> Iterator[Any]:
     if not Path(CHROMIUM).exists():
-        pytest.fail(f"{CHROMIUM} not found: apt-get install chromium (.ci/run installs it)")
+        missing(f"{CHROMIUM} not found: apt-get install chromium (.ci/run installs it)")
     from playwright.sync_api import sync_playwright
 
     with sync_playwright() as p:
