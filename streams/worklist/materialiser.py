@@ -114,11 +114,14 @@ class Materialiser:
             for r in records:
                 try:
                     target.append(parse(r.value))
-                except DecodeError as exc:
+                except (DecodeError, ValueError, TypeError, KeyError, AttributeError) as exc:
+                    # anything but DecodeError is a gap in the checks: still only this
+                    # record's problem, and its message may quote the value, so not logged
+                    reason = exc if isinstance(exc, DecodeError) else type(exc).__name__
                     batch.malformed[where] = batch.malformed.get(where, 0) + 1
                     # the reason names a field, never a value: no customer data in the log
                     log.warning("skipped a malformed record at %s[%d]@%d: %s",
-                                tp.topic, tp.partition, r.offset, exc)
+                                tp.topic, tp.partition, r.offset, reason)
                 batch.next_offsets[where] = r.offset + 1
         return batch
 
