@@ -22,8 +22,8 @@ from streams.worklist.config import WebConfig
 Band = Literal["low", "medium", "high", "critical"]
 Treatment = Literal["none", "friendly_reminder", "call", "escalate", "credit_hold"]
 AlertKind = Literal["entered_high_risk", "risk_spike", "high_risk_overdue"]
-SortKey = Literal["priority", "-priority", "p_late", "-p_late", "overdue_days",
-                  "-overdue_days", "customer_id", "-customer_id"]
+SortKey = Literal["priority", "-priority", "p_late", "-p_late", "overdue", "-overdue",
+                  "customer_id", "-customer_id"]
 HealthFn = Callable[[], dict[str, Any]]
 SECURITY_HEADERS = {
     "Content-Security-Policy": "default-src 'self'; img-src 'self' data:; object-src 'none'; "

@@ -21,7 +21,7 @@ from streams.worklist.schema import alerts, applied_offsets, latest_scores, scor
 SORTS: dict[str, Any] = {
     "priority": latest_scores.c.priority_value,
     "p_late": latest_scores.c.p_late,
-    "overdue_days": func.coalesce(latest_scores.c.overdue_days, -1),
+    "overdue": latest_scores.c.overdue_value,
     "customer_id": latest_scores.c.customer_id,
 }
 """Sort keys of the worklist; prefix ``-`` for descending (default ``-priority``)."""
@@ -75,8 +75,7 @@ def score_out(row: Any) -> dict[str, Any]:
         "open_invoices": m["open_invoices"], "low_confidence": bool(m["low_confidence"]),
         "treatment": m["treatment"], "model_version": m["model_version"],
         "labels_seen": m["labels_seen"], "reasons": orjson.loads(m["reasons"]),
-        "overdue_since": wire_ts(m["overdue_since"]) if m["overdue_since"] else None,
-        "overdue_days": m["overdue_days"],
+        "oldest_days_past_due": m["oldest_days_past_due"],
     }
 
 
@@ -127,9 +126,7 @@ def worklist(engine: Engine, query: WorklistQuery) -> dict[str, Any]:
     next_cursor = None
     if len(rows) > query.limit:
         last_row = rows[query.limit - 1]._mapping
-        value = last_row["customer_id"] if name == "customer_id" else (
-            -1 if name == "overdue_days" and last_row["overdue_days"] is None
-            else last_row[{"priority": "priority_value"}.get(name, name)])
+        value = last_row[{"priority": "priority_value", "overdue": "overdue_value"}.get(name, name)]
         next_cursor = encode_cursor(value, last_row["customer_id"])
     return {"items": items, "next_cursor": next_cursor}
 

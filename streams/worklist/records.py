@@ -155,8 +155,33 @@ def _reasons(doc: dict[str, Any]) -> str:
     return dumps(value).decode()
 
 
+OVERDUE_CODES = frozenset(("overdue_share", "aging_1_30", "aging_31_60", "aging_61_90",
+                           "aging_90_plus", "max_days_past_due"))
+_OLDEST = re.compile(r"oldest ([0-9]{1,5}) days past due")
+
+
+def oldest_days_past_due(reasons: list[dict[str, Any]]) -> int | None:
+    """Days past due of the customer's oldest open invoice, when the score says it.
+
+    The score record has no due dates; the worker states the figure only in the overdue
+    reason's words, and only when that reason is among the top ones. Read from there (exact
+    when present), or None: the worklist shows a blank rather than a guess. A field in
+    score.schema.json would make it always known.
+
+    >>> text = "1.00 EUR overdue, oldest 37 days past due"
+    >>> oldest_days_past_due([{"code": "aging_31_60", "text": text, "weight": 1}])
+    37
+    >>> oldest_days_past_due([{"code": "late_ratio", "text": "oldest 37 days past due", "weight": 1}]) is None
+    True
+    """
+    for reason in reasons:
+        if reason["code"] in OVERDUE_CODES and (m := _OLDEST.search(reason["text"])):
+            return int(m.group(1))
+    return None
+
+
 def score_row(raw: bytes | None) -> dict[str, Any]:
-    """A score record -> a ``latest_scores`` row (without the overdue run fields).
+    """A score record -> a ``latest_scores`` row.
 
     >>> score_row(b'{"schema_version": 2}')
     Traceback (most recent call last):
@@ -192,7 +217,8 @@ def score_row(raw: bytes | None) -> dict[str, Any]:
         "model_version": model_version[:200],
         "labels_seen": _count(doc, "labels_seen"),
         "reasons": _reasons(doc),
-        "overdue": overdue_value > 0,
+        "overdue_value": overdue_value,
+        "oldest_days_past_due": oldest_days_past_due(doc["reasons"]) if overdue_value else None,
     }
 
 

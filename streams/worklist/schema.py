@@ -68,11 +68,11 @@ latest_scores = Table(
     Column("model_version", Text, nullable=False),
     Column("labels_seen", BigInteger, nullable=False),
     Column("reasons", Text, nullable=False),                # JSON array, as sent
-    Column("overdue_since", String(40)),                    # event time the balance fell overdue
-    Column("overdue_days", Integer),                       # scored_at - overdue_since, in days
+    Column("overdue_value", Float, nullable=False),         # overdue_amount, for sorting
+    Column("oldest_days_past_due", Integer),                # when the reasons state it
     Index("ix_latest_priority", "priority_value", "customer_id"),
     Index("ix_latest_p_late", "p_late", "customer_id"),
-    Index("ix_latest_overdue_days", "overdue_days", "customer_id"),
+    Index("ix_latest_overdue", "overdue_value", "customer_id"),
     Index("ix_latest_band_priority", "band", "priority_value", "customer_id"),
     # a rowid table on purpose: text search scans the narrow key index, not the wide rows
     # (clustered, a search for q=12345 at 100,000 customers went from 15 to 125 ms)

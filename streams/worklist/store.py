@@ -11,10 +11,8 @@ from __future__ import annotations
 
 from collections.abc import Iterable
 from dataclasses import dataclass, field
-from datetime import datetime
 from typing import Any
 
-import orjson
 from sqlalchemy import Connection, Engine, create_engine, event, select
 
 from streams.worklist.config import sqlalchemy_url
@@ -67,49 +65,9 @@ def open_store(url: str) -> Engine:
     return engine
 
 
-def _days_between(later: str, earlier: str) -> int:
-    if later == earlier:
-        return 0
-    # fromisoformat is C code: strptime cost a sixth of the ingest time
-    delta = datetime.fromisoformat(later) - datetime.fromisoformat(earlier)
-    return max(0, delta.days)
-
-
-def _previous_overdue(conn: Connection, customer_ids: list[str]) -> dict[str, str | None]:
-    found: dict[str, str | None] = {}
-    if conn.dialect.name == "postgresql":
-        # one array parameter: IN lists of ~900 binds took 100+ ms each on PostgreSQL
-        with conn.connection.dbapi_connection.cursor() as cur:  # type: ignore[union-attr]
-            cur.execute("SELECT customer_id, overdue_since FROM latest_scores "
-                        "WHERE customer_id = ANY(%b::varchar[])", (customer_ids,))
-            found.update({cid: since for cid, since in cur.fetchall()})
-        return found
-    # SQLite: the keys as one JSON array parameter, no bind limit, no per-bind overhead
-    rows = conn.exec_driver_sql(
-        "SELECT customer_id, overdue_since FROM latest_scores "
-        "WHERE customer_id IN (SELECT value FROM json_each(?))",
-        (orjson.dumps(customer_ids).decode(),))
-    found.update({cid: since for cid, since in rows})
-    return found
-
-
-def _latest_rows(conn: Connection, scores: list[dict[str, Any]]) -> list[dict[str, Any]]:
-    """The newest row per customer, with the overdue run carried through the batch.
-
-    ``overdue_since`` is the event time at which the customer's balance last became
-    overdue (a score with overdue_amount > 0 after one without): the score record has no
-    due dates, so this is how old the overdue money is, as far as the scores tell.
-    """
-    since = _previous_overdue(conn, sorted({s["customer_id"] for s in scores}))
-    newest: dict[str, dict[str, Any]] = {}
-    for s in scores:
-        cid = s["customer_id"]
-        run = (since.get(cid) or s["scored_at"]) if s.pop("overdue", False) else None
-        since[cid] = run
-        s["overdue_since"] = run  # in place: copying every row cost 4% of the ingest
-        s["overdue_days"] = _days_between(s["scored_at"], run) if run else None
-        newest[cid] = s
-    return list(newest.values())
+def _latest_rows(scores: list[dict[str, Any]]) -> list[dict[str, Any]]:
+    """The newest row per customer in the batch (the last applied wins, as in compaction)."""
+    return list({s["customer_id"]: s for s in scores}.values())
 
 
 def _upsert_sql(dialect: str, table: Any, keys: tuple[str, ...], update: str | None) -> str:
@@ -178,7 +136,7 @@ def apply_batch(engine: Engine, batch: Batch) -> None:
     sql = _SQL[engine.dialect.name]
     with engine.begin() as conn:
         if batch.scores:
-            _write(conn, "latest", _latest_rows(conn, batch.scores))
+            _write(conn, "latest", _latest_rows(batch.scores))
             history = {(s["customer_id"], s["event_id"]): {k: s[k] for k in _HISTORY_COLUMNS}
                        for s in batch.scores}
             _write(conn, "history", list(history.values()))

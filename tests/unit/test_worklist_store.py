@@ -111,23 +111,21 @@ def test_applying_a_batch_twice_changes_nothing_but_the_offsets(engine: Engine) 
     assert queries.view_stats(engine)["malformed"] == 2
 
 
-def test_overdue_days_count_from_when_the_balance_fell_overdue(engine: Engine) -> None:
-    docs = [score("A", "e1", "2025-01-01T00:00:00Z", "1.00"),
-            score("A", "e2", "2025-01-05T00:00:00Z", "1.00", overdue="5.00"),
-            score("A", "e3", "2025-01-15T00:00:00Z", "1.00", overdue="5.00")]
-    apply_batch(engine, _batch(docs[:2], [], 0))
-    apply_batch(engine, _batch(docs[2:], [], 2))
-    row = queries.worklist(engine, queries.WorklistQuery())["items"][0]
-    assert row["overdue_since"] == "2025-01-05T00:00:00Z" and row["overdue_days"] == 10
-    apply_batch(engine, _batch([score("A", "e4", "2025-01-16T00:00:00Z", "1.00")], [], 3))
-    assert queries.worklist(engine, queries.WorklistQuery())["items"][0]["overdue_days"] is None
+def test_oldest_days_past_due_only_when_the_score_states_it(engine: Engine) -> None:
+    stated = score("A", "e1", "2025-01-05T00:00:00Z", "1.00", overdue="5.00")
+    stated["reasons"] = [{"code": "max_days_past_due", "weight": 0.4,
+                          "text": "5.00 EUR overdue, oldest 12 days past due"}]
+    unstated = score("B", "e2", "2025-01-05T00:00:00Z", "2.00", overdue="5.00")
+    apply_batch(engine, _batch([stated, unstated], [], 0))
+    rows = queries.worklist(engine, queries.WorklistQuery(sort="-overdue"))["items"]
+    assert {r["customer_id"]: r["oldest_days_past_due"] for r in rows} == {"A": 12, "B": None}
 
 
 def test_cursor_paging_visits_every_row_once_in_order(engine: Engine) -> None:
     docs = [score(f"C{i:03d}", f"e{i}", "2025-01-01T00:00:00Z", f"{i % 7}.00", p_late=(i % 5) / 5)
             for i in range(53)]
     apply_batch(engine, _batch(docs, [], 0))
-    for sort in ("-priority", "priority", "-p_late", "customer_id", "-customer_id", "-overdue_days"):
+    for sort in ("-priority", "priority", "-p_late", "customer_id", "-customer_id", "-overdue"):
         seen: list[str] = []
         cursor = None
         while True:
