@@ -11,6 +11,7 @@ from __future__ import annotations
 import argparse
 import contextlib
 import logging
+import signal
 import socket
 import sys
 import threading
@@ -115,6 +116,11 @@ def run(args: argparse.Namespace) -> int:
         fatal.append(message)
         server.should_exit = True
 
+    def stop_early(_sig: int, _frame: Any) -> None:
+        server.should_exit = True  # before uvicorn takes the signals over (and after)
+
+    for sig in (signal.SIGINT, signal.SIGTERM):
+        signal.signal(sig, stop_early)
     stop = threading.Event()
     consumer = run_in_thread(materialiser, stop, on_fatal)
     host, port = sock.getsockname()[:2]
