@@ -58,6 +58,10 @@ class Materialiser:
             auto_offset_reset="earliest", max_poll_records=self.config.batch_max,
             session_timeout_ms=int(self.config.session_timeout * 1000),
             heartbeat_interval_ms=max(100, int(self.config.session_timeout * 1000) // 5),
+            # kafka-python sends this as the JoinGroup rebalance timeout: how long a join
+            # may wait for members that have died (shared/BROKER.md deviation 3); a batch
+            # takes well under a second to apply, so 20 s is ample
+            max_poll_interval_ms=int(self.settings.rebalance_timeout * 1000),
             # see streams/kafkaio.py: Tansu holds a fetch for the full wait and answers
             # with more than fetch_max_bytes
             fetch_max_wait_ms=self.settings.fetch_wait_ms, receive_message_max_bytes=64 << 20,

@@ -217,8 +217,9 @@ def make_web(tmp_path: Path) -> Iterator[Any]:
 
     def make(base_env: dict[str, str], database_url: str, **extra: str) -> Web:
         env = {**base_env, "ARSCORE_DATABASE_URL": database_url,
-               "ARSCORE_SESSION_TIMEOUT": "6",  # shared/BROKER.md deviation 3: a killed
-               # member delays the next join by the session timeout on Tansu
+               # shared/BROKER.md deviation 3: a killed member delays the next join by
+               # the session (and rebalance) timeout on Tansu
+               "ARSCORE_SESSION_TIMEOUT": "6", "ARSCORE_REBALANCE_TIMEOUT": "8",
                **extra}
         web = Web(env, tmp_path / f"web{len(webs)}.log", token=extra.get("ARSCORE_WEB_TOKEN", ""))
         webs.append(web)
