@@ -12,7 +12,7 @@ import sys
 from collections.abc import Sequence
 
 COMMANDS = ("simulate", "replay", "bootstrap", "backtest", "import_ledger",
-            "worker", "demo", "produce", "tail")
+            "worker", "demo", "produce", "tail", "web")
 
 
 class CliError(Exception):

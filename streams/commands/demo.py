@@ -10,6 +10,7 @@ import argparse
 import os
 import subprocess
 import sys
+import tempfile
 import threading
 import time
 import urllib.request
@@ -38,6 +39,20 @@ def _feed(settings: Any, customers: int, days: int, rate: float, stop: threading
             return
 
 
+def _warm_start(tmp: str, env: dict[str, str]) -> str:
+    """Bootstrap a model on a year of simulated history (another seed than the live feed),
+    so the first scores a newcomer sees come from a trained model, not a cold one."""
+    print("arscore demo: training the model on a year of simulated history...", flush=True)
+    history, checkpoint = f"{tmp}/history.jsonl", f"{tmp}/warm.ckpt"
+    for argv in (["simulate", "--customers", "300", "--days", "365", "--seed", "4242", "-o", history],
+                 ["bootstrap", history, "-o", checkpoint]):
+        done = subprocess.run([sys.executable, "-m", "streams.cli", *argv], env=env,
+                              capture_output=True, text=True)
+        if done.returncode != 0:
+            raise CliError(f"demo: warm start failed: {done.stderr.strip()[-300:]}", code=1)
+    return checkpoint
+
+
 def _metric(url: str, name: str) -> float:
     try:
         text = urllib.request.urlopen(url, timeout=1).read().decode()
@@ -58,8 +73,9 @@ def run(args: argparse.Namespace) -> int:
         broker = EmbeddedBroker().start()
     except BrokerError as exc:
         raise CliError(str(exc), code=1) from None
-    worker = None
+    worker = web = None
     stop = threading.Event()
+    tmp = tempfile.TemporaryDirectory(prefix="arscore-demo-")
     try:
         settings = base.with_changes(broker_url=broker.url, dev_broker=True,
                                      metrics_port=free_port(), web_port=free_port(),
@@ -69,11 +85,17 @@ def run(args: argparse.Namespace) -> int:
                "ARSCORE_METRICS_PORT": str(settings.metrics_port),
                "ARSCORE_WEB_PORT": str(settings.web_port),
                "ARSCORE_REORDER_SECONDS": str(settings.reorder_seconds)}
+        env["ARSCORE_WARM_START"] = _warm_start(tmp.name, env)
         worker = subprocess.Popen([sys.executable, "-m", "streams.cli", "worker"], env=env,
                                   stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
+        web_port = free_port()
+        web = subprocess.Popen(  # the worklist, on its own database in the demo's temp dir
+            [sys.executable, "-m", "streams.cli", "web", "--port", str(web_port)],
+            env={**env, "ARSCORE_DATABASE_URL": f"sqlite:///{tmp.name}/worklist.db"},
+            stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
         metrics_url = f"http://127.0.0.1:{settings.metrics_port}/metrics"
-        print(f"arscore demo: broker {broker.url}, metrics {metrics_url}  (Ctrl-C to stop)",
-              flush=True)
+        print(f"arscore demo: broker {broker.url}, metrics {metrics_url}  (Ctrl-C to stop)\n"
+              f"arscore demo: worklist http://127.0.0.1:{web_port}/", flush=True)
         feeder = threading.Thread(target=_feed, daemon=True, args=(
             settings, args.customers, args.days, args.rate, stop))
         feeder.start()
@@ -82,6 +104,8 @@ def run(args: argparse.Namespace) -> int:
         while not args.duration or time.monotonic() - started < args.duration:
             if worker.poll() is not None:
                 raise CliError("demo: the worker stopped unexpectedly", code=1)
+            if web.poll() is not None:
+                raise CliError("demo: the worklist service stopped unexpectedly", code=1)
             for tp, records in c.poll(timeout_ms=500).items():
                 for r in records:
                     try:
@@ -104,10 +128,12 @@ def run(args: argparse.Namespace) -> int:
         return 0
     finally:
         stop.set()
-        if worker is not None and worker.poll() is None:
-            worker.terminate()
-            try:
-                worker.wait(timeout=15)
-            except subprocess.TimeoutExpired:
-                worker.kill()
+        for proc in (web, worker):
+            if proc is not None and proc.poll() is None:
+                proc.terminate()
+                try:
+                    proc.wait(timeout=15)
+                except subprocess.TimeoutExpired:
+                    proc.kill()
         broker.stop()
+        tmp.cleanup()

@@ -236,3 +236,12 @@ def replay_with_state(path: Path, out: Path, env: dict[str, str],
                     "--state-out", str(state)], check=True, capture_output=True, env=env)
     docs = [loads(line, max_bytes=None) for line in state.read_bytes().splitlines() if line.strip()]
     return {d["customer_id"]: d for d in docs}
+
+
+# --- worklist (`arscore web`) fixtures: real web processes, a real PostgreSQL (additive) ---
+
+from tests.integration.worklist_fixtures import (  # noqa: E402, F401
+    database_url,
+    make_web,
+    postgres_server,
+)

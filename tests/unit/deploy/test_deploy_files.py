@@ -95,7 +95,10 @@ def test_kafka_runs_kraft_single_node(compose: dict[str, Any]) -> None:
 
 
 def test_every_arscore_variable_is_a_setting(compose: dict[str, Any]) -> None:
-    known = {PREFIX + f.name.upper() for f in fields(Settings)}
+    from streams.worklist.config import WEB_VARIABLES
+
+    settings_names = {PREFIX + f.name.upper() for f in fields(Settings)}
+    known = settings_names | set(WEB_VARIABLES)  # `arscore web` reads a few of its own
     used: dict[str, dict[str, str]] = {}
     for name, service in compose["services"].items():
         env = _env(service)
@@ -106,6 +109,7 @@ def test_every_arscore_variable_is_a_setting(compose: dict[str, Any]) -> None:
     assert dockerfile <= known, f"Dockerfile: unknown {dockerfile - known}"
     for name, env in used.items():
         assert env.keys() <= known, f"{name}: not Settings fields: {sorted(env.keys() - known)}"
+        assert env.keys() & set(WEB_VARIABLES) == set() or name == "web", f"{name}: web-only"
         Settings.from_env(env)  # and every value parses
     worker = Settings.from_env(used["worker"])
     assert worker.web_host == "0.0.0.0", "metrics must listen on all interfaces in a container"
@@ -245,3 +249,20 @@ def test_promtool_check_rules() -> None:
 def test_promtool_check_config() -> None:
     result = _promtool("check", "config", str(PROM_CONFIG))
     assert result.returncode == 0, result.stdout + result.stderr
+
+
+def test_web_service_uses_postgres_and_needs_a_token(compose: dict[str, Any]) -> None:
+    from streams.settings import Secret
+    from streams.worklist.config import web_config
+
+    services = compose["services"]
+    env = _env(services["web"])
+    config = web_config(Settings.from_env(env), {**env, "ARSCORE_WEB_TOKEN": "t"})
+    assert config.dialect == "postgresql"
+    pg = _env(services["postgres"])
+    assert config.database_url == Secret(f"postgresql://{pg['POSTGRES_USER']}:"
+                                         f"{pg['POSTGRES_PASSWORD']}@postgres:5432/"
+                                         f"{pg['POSTGRES_DB']}")
+    assert env["ARSCORE_WEB_TOKEN"].startswith("${ARSCORE_WEB_TOKEN:?")  # no default token
+    assert services["web"]["ports"] == [f"127.0.0.1:{config.port}:{config.port}"]
+    assert services["web"]["command"][0] == "web"
