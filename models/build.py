@@ -97,6 +97,16 @@ def cython_version() -> str | None:
     return None
 
 
+def arscore_version() -> str:
+    """The installed distribution's version (``"unknown"`` when run from an uninstalled tree)."""
+    from importlib.metadata import PackageNotFoundError, version
+
+    try:
+        return version("arscore")
+    except PackageNotFoundError:
+        return "unknown"
+
+
 def describe() -> str:
     """One line for ``arscore --version``, the worker's first log line and the docs.
 

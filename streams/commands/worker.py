@@ -64,6 +64,7 @@ def serve(settings: Settings, log_level: str = "warning") -> int:
     """Run the Faust worker until it is stopped (SIGINT/SIGTERM); returns its exit code."""
     from prometheus_client import CollectorRegistry, start_http_server
 
+    from models.build import core_build, describe
     from streams.app import quiet_worker
     from streams.service import ScoringService
 
@@ -74,9 +75,12 @@ def serve(settings: Settings, log_level: str = "warning") -> int:
         raise CliError(f"cannot serve metrics on {settings.web_host}:{settings.metrics_port}: "
                        f"{exc.strerror}", code=1) from None
     service = ScoringService(settings, registry)
-    logging.getLogger("arscore").info(
-        "worker %s on %s, metrics on http://%s:%d/metrics", settings.app_id,
-        settings.broker_url, settings.web_host, settings.metrics_port)
+    # the first line says which core runs; at warning level when it is not the compiled one
+    build = describe()
+    logging.getLogger("arscore").log(
+        logging.INFO if core_build() == "compiled" else logging.WARNING,
+        "worker %s on %s, metrics on http://%s:%d/metrics, %s", settings.app_id,
+        settings.broker_url, settings.web_host, settings.metrics_port, build)
     worker = quiet_worker(service.app, log_level)
     tune_gc()
     sys.setswitchinterval(settings.switch_interval_seconds)
