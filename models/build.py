@@ -23,6 +23,7 @@ import importlib.machinery
 import os
 import sys
 from collections.abc import Iterable
+from pathlib import Path
 from typing import Literal
 
 #: The per-event core, compiled when a C compiler is present (``setup.py`` reads this).
@@ -81,6 +82,20 @@ def core_build() -> Build:
     return "pure" if compiled == 0 else "partial"
 
 
+def stale_modules() -> list[str]:
+    """Compiled modules built in place (a source tree with ``setup.py``) whose ``.py`` was
+    edited since: what runs is not what the file says until ``make native``. Installed
+    copies in site-packages are not checked (pip does not keep build-time mtimes)."""
+    stale = []
+    for name in compiled_modules():
+        binary = Path(sys.modules[name].__file__ or "")
+        source = binary.with_name(name.rpartition(".")[2] + ".py")
+        if ((binary.parent.parent / "setup.py").is_file() and source.is_file()
+                and source.stat().st_mtime > binary.stat().st_mtime):
+            stale.append(name)
+    return stale
+
+
 def cython_version() -> str | None:
     """The Cython version that built the compiled core, or None when the source runs.
 
@@ -114,11 +129,13 @@ def describe() -> str:
         True
     """
     build = core_build()
+    stale = stale_modules()
+    warning = f"; STALE, edited since built: {', '.join(stale)} (make native)" if stale else ""
     if build == "compiled":
         version = cython_version()
-        return f"core: compiled (Cython {version})" if version else "core: compiled (Cython)"
+        return (f"core: compiled (Cython {version})" if version else "core: compiled (Cython)") + warning
     if build == "partial":
-        return f"core: partly compiled ({len(compiled_modules())} of {len(COMPILED)} modules)"
+        return f"core: partly compiled ({len(compiled_modules())} of {len(COMPILED)} modules){warning}"
     if pure_forced():
         return f"core: pure Python ({PURE_ENV} is set)"
     return "core: pure Python (no C compiler at install)"

@@ -78,7 +78,7 @@ def serve(settings: Settings, log_level: str = "warning") -> int:
     # the first line says which core runs; at warning level when it is not the compiled one
     build = describe()
     logging.getLogger("arscore").log(
-        logging.INFO if core_build() == "compiled" else logging.WARNING,
+        logging.INFO if core_build() == "compiled" and "STALE" not in build else logging.WARNING,
         "worker %s on %s, metrics on http://%s:%d/metrics, %s", settings.app_id,
         settings.broker_url, settings.web_host, settings.metrics_port, build)
     worker = quiet_worker(service.app, log_level)

@@ -83,3 +83,28 @@ def test_the_build_is_a_metric_label() -> None:
     assert len(samples) == 1 and samples[0].value == 1
     assert samples[0].labels["core"] == core_build()
     assert samples[0].labels["cython"] == ("" if core_build() == "pure" else samples[0].labels["cython"])
+
+
+def test_an_in_place_build_older_than_its_source_is_called_stale(
+        tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    import types
+
+    import models.build as build
+
+    (tmp_path / "setup.py").write_text("")
+    (tmp_path / "pkg").mkdir()
+    binary = tmp_path / "pkg" / "mod.cpython-311-x86_64-linux-gnu.so"
+    source = tmp_path / "pkg" / "mod.py"
+    binary.write_bytes(b"")
+    source.write_text("")
+    module = types.ModuleType("pkg.mod")
+    module.__file__ = str(binary)
+    monkeypatch.setitem(sys.modules, "pkg.mod", module)
+    monkeypatch.setattr(build, "compiled_modules", lambda: ["pkg.mod"])
+    os.utime(binary, (1_000_000, 1_000_000))
+    os.utime(source, (1_000_000, 1_000_000))
+    assert build.stale_modules() == []
+    os.utime(source, (1_000_100, 1_000_100))
+    assert build.stale_modules() == ["pkg.mod"]
+    (tmp_path / "setup.py").unlink()  # an installed copy: not checked
+    assert build.stale_modules() == []
