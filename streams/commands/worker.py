@@ -38,6 +38,7 @@ def settings_from(args: argparse.Namespace) -> Settings:
 
 
 def run(args: argparse.Namespace) -> int:
+    from models.build import arscore_version, core_build, describe
     from streams.broker import (
         BrokerError,
         bootstrap_servers,
@@ -50,6 +51,11 @@ def run(args: argparse.Namespace) -> int:
     settings = settings_from(args)
     logging.basicConfig(level=args.log_level.upper(),
                         format="%(asctime)s %(levelname)s %(name)s: %(message)s")
+    # the first line says which core runs; a warning when it is not the compiled one
+    build = describe()
+    logging.getLogger("arscore").log(
+        logging.INFO if core_build() == "compiled" and "STALE" not in build else logging.WARNING,
+        "arscore %s worker, %s", arscore_version(), build)
     try:
         with broker_for(settings) as s:
             servers = bootstrap_servers(s.broker_url)
@@ -64,7 +70,6 @@ def serve(settings: Settings, log_level: str = "warning") -> int:
     """Run the Faust worker until it is stopped (SIGINT/SIGTERM); returns its exit code."""
     from prometheus_client import CollectorRegistry, start_http_server
 
-    from models.build import core_build, describe
     from streams.app import quiet_worker
     from streams.service import ScoringService
 
@@ -75,12 +80,9 @@ def serve(settings: Settings, log_level: str = "warning") -> int:
         raise CliError(f"cannot serve metrics on {settings.web_host}:{settings.metrics_port}: "
                        f"{exc.strerror}", code=1) from None
     service = ScoringService(settings, registry)
-    # the first line says which core runs; at warning level when it is not the compiled one
-    build = describe()
-    logging.getLogger("arscore").log(
-        logging.INFO if core_build() == "compiled" and "STALE" not in build else logging.WARNING,
-        "worker %s on %s, metrics on http://%s:%d/metrics, %s", settings.app_id,
-        settings.broker_url, settings.web_host, settings.metrics_port, build)
+    logging.getLogger("arscore").info(
+        "worker %s on %s, metrics on http://%s:%d/metrics", settings.app_id,
+        settings.broker_url, settings.web_host, settings.metrics_port)
     worker = quiet_worker(service.app, log_level)
     tune_gc()
     sys.setswitchinterval(settings.switch_interval_seconds)
