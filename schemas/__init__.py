@@ -2,8 +2,12 @@
 
 from __future__ import annotations
 
-from schemas.codec import DecodeError, dumps, loads
-from schemas.events import (
+from schemas.pure_source import prefer_source
+
+prefer_source(__path__)  # ARSCORE_PURE_PYTHON=1: the source, not the compiled modules
+
+from schemas.codec import DecodeError, dumps, loads  # noqa: E402  (after the switch above)
+from schemas.events import (  # noqa: E402
     EVENT_TYPES,
     Event,
     InvoiceAdjusted,

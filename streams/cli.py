@@ -28,8 +28,23 @@ class _Parser(argparse.ArgumentParser):
         raise CliError(f"{self.prog.removeprefix('arscore ')}: {message}")
 
 
+class _Version(argparse.Action):
+    """``arscore --version``: the version and which core runs (imports the core to see)."""
+
+    def __init__(self, option_strings: Sequence[str], dest: str, help: str | None = None) -> None:
+        super().__init__(option_strings, dest, nargs=0, default=argparse.SUPPRESS, help=help)
+
+    def __call__(self, parser: argparse.ArgumentParser, *_: object) -> None:
+        from models.build import arscore_version, describe
+
+        print(f"arscore {arscore_version()}\n{describe()}")
+        parser.exit()
+
+
 def build_parser() -> argparse.ArgumentParser:
     parser = _Parser(prog="arscore", description="Streaming collections scorer for AR.")
+    parser.add_argument("--version", action=_Version,
+                        help="print the version and which core runs (compiled or pure Python)")
     sub = parser.add_subparsers(dest="command", metavar="COMMAND", parser_class=_Parser)
     for name in COMMANDS:
         try:

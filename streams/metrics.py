@@ -9,6 +9,7 @@ from __future__ import annotations
 
 from prometheus_client import CollectorRegistry, Counter, Gauge, Histogram
 
+from models.build import arscore_version, core_build, cython_version
 from schemas.events import EVENT_TYPES
 from schemas.records import ALERT_KINDS, BANDS
 
@@ -26,6 +27,10 @@ class Metrics:
     def __init__(self, registry: CollectorRegistry) -> None:
         self.registry = registry
         r = registry
+        self.build_info = Gauge("arscore_build_info", "Always 1: the arscore version and which "
+                                "core runs (compiled by Cython, pure Python, or partial)",
+                                ["version", "core", "cython"], registry=r)
+        self.build_info.labels(arscore_version(), core_build(), cython_version() or "").set(1)
         self.events = Counter("arscore_events_total", "Input records consumed, by event type and "
                               "outcome (ok, duplicate, dead_lettered)", ["type", "outcome"],
                               registry=r)

@@ -38,6 +38,7 @@ def settings_from(args: argparse.Namespace) -> Settings:
 
 
 def run(args: argparse.Namespace) -> int:
+    from models.build import arscore_version, core_build, describe
     from streams.broker import (
         BrokerError,
         bootstrap_servers,
@@ -50,6 +51,11 @@ def run(args: argparse.Namespace) -> int:
     settings = settings_from(args)
     logging.basicConfig(level=args.log_level.upper(),
                         format="%(asctime)s %(levelname)s %(name)s: %(message)s")
+    # the first line says which core runs; a warning when it is not the compiled one
+    build = describe()
+    logging.getLogger("arscore").log(
+        logging.INFO if core_build() == "compiled" and "STALE" not in build else logging.WARNING,
+        "arscore %s worker, %s", arscore_version(), build)
     try:
         with broker_for(settings) as s:
             servers = bootstrap_servers(s.broker_url)
