@@ -7,6 +7,7 @@ leaving no process behind.
 from __future__ import annotations
 
 import argparse
+import math
 import os
 import subprocess
 import sys
@@ -54,12 +55,23 @@ def _warm_start(tmp: str, env: dict[str, str]) -> str:
 
 
 def _metric(url: str, name: str) -> float:
+    """The sum of a metric's samples; NaN while the worker has none (not up yet, no labels)."""
     try:
         text = urllib.request.urlopen(url, timeout=1).read().decode()
     except OSError:
-        return 0.0
-    return sum(float(line.rpartition(" ")[2]) for line in text.splitlines()
-               if line.startswith(name))
+        return math.nan
+    values = [float(line.rpartition(" ")[2]) for line in text.splitlines()
+              if line.startswith(name)]
+    return sum(values) if values else math.nan
+
+
+def _status(url: str) -> str:
+    """The demo's periodic line: events scored, customers, the model's progressive AUC."""
+    events, customers = _metric(url, "arscore_events_total{"), _metric(url, "arscore_customers_tracked")
+    auc = _metric(url, "arscore_model_roc_auc")
+    return (f"--- {0 if math.isnan(events) else events:,.0f} events scored, "
+            f"{0 if math.isnan(customers) else customers:,.0f} customers, "
+            f"AUC {'-' if math.isnan(auc) else f'{auc:.3f}'}")
 
 
 def run(args: argparse.Namespace) -> int:
@@ -118,10 +130,7 @@ def run(args: argparse.Namespace) -> int:
                         print("score " + describe("scores", doc), flush=True)
             if time.monotonic() - last_view > 5:
                 last_view = time.monotonic()
-                consumed = _metric(metrics_url, "arscore_events_total{")
-                print(f"--- {consumed:,.0f} events scored, "
-                      f"{_metric(metrics_url, 'arscore_customers_tracked'):,.0f} customers, "
-                      f"AUC {_metric(metrics_url, 'arscore_model_roc_auc'):.3f}", flush=True)
+                print(_status(metrics_url), flush=True)
         c.close()
         return 0
     except KeyboardInterrupt:
