@@ -12,9 +12,9 @@ import binascii
 from dataclasses import dataclass
 from typing import Any
 
-import orjson
 from sqlalchemy import ColumnElement, Engine, and_, func, or_, select
 
+from schemas.codec import dumps, loads
 from streams.worklist.records import wire_ts
 from streams.worklist.schema import alerts, applied_offsets, latest_scores, score_history
 
@@ -47,16 +47,16 @@ class WorklistQuery:
 
 
 def encode_cursor(value: Any, key: str) -> str:
-    return base64.urlsafe_b64encode(orjson.dumps([value, key])).decode().rstrip("=")
+    return base64.urlsafe_b64encode(dumps([value, key])).decode().rstrip("=")
 
 
 def decode_cursor(cursor: str) -> tuple[Any, str]:
     try:
-        value, key = orjson.loads(base64.urlsafe_b64decode(cursor + "=" * (-len(cursor) % 4)))
+        value, key = loads(base64.urlsafe_b64decode(cursor + "=" * (-len(cursor) % 4)))
         if not isinstance(key, str) or not isinstance(value, int | float | str):
             raise ValueError
         return value, key
-    except (ValueError, TypeError, binascii.Error, orjson.JSONDecodeError):
+    except (ValueError, TypeError, binascii.Error):
         raise QueryError("cursor: not a cursor this API returned") from None
 
 
@@ -74,7 +74,7 @@ def score_out(row: Any) -> dict[str, Any]:
         "overdue_amount": m["overdue_amount"], "currency": m["currency"],
         "open_invoices": m["open_invoices"], "low_confidence": bool(m["low_confidence"]),
         "treatment": m["treatment"], "model_version": m["model_version"],
-        "labels_seen": m["labels_seen"], "reasons": orjson.loads(m["reasons"]),
+        "labels_seen": m["labels_seen"], "reasons": loads(m["reasons"]),
         "oldest_days_past_due": m["oldest_days_past_due"],
     }
 
@@ -84,7 +84,7 @@ def alert_out(row: Any) -> dict[str, Any]:
     return {**{k: m[k] for k in ("alert_id", "kind", "customer_id", "band", "p_late",
                                  "previous_p_late", "priority", "treatment", "message",
                                  "invoice_id")},
-            "raised_at": wire_ts(m["raised_at"]), "reasons": orjson.loads(m["reasons"])}
+            "raised_at": wire_ts(m["raised_at"]), "reasons": loads(m["reasons"])}
 
 
 def worklist(engine: Engine, query: WorklistQuery) -> dict[str, Any]:

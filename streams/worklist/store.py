@@ -81,9 +81,15 @@ def _upsert_sql(dialect: str, table: Any, keys: tuple[str, ...], update: str | N
     mark = (lambda n: f"%({n})s") if dialect == "postgresql" else (lambda n: f":{n}")
     head = (f"INSERT INTO {table.name} ({', '.join(cols)}) VALUES "
             f"({', '.join(mark(c) for c in cols)}) ON CONFLICT ({', '.join(keys)}) ")
+    return head + _on_conflict(cols, keys, update)
+
+
+def _on_conflict(cols: list[str], keys: tuple[str, ...], update: str | None) -> str:
+    """What an upsert does with a row already there: nothing (``update`` None), the given
+    SET list, or (empty ``update``) every non-key column taken from the new row."""
     if update is None:
-        return head + "DO NOTHING"
-    return head + "DO UPDATE SET " + (update or ", ".join(
+        return "DO NOTHING"
+    return "DO UPDATE SET " + (update or ", ".join(
         f"{c} = excluded.{c}" for c in cols if c not in keys))
 
 
@@ -97,10 +103,7 @@ def _unnest_sql(table: Any, keys: tuple[str, ...], update: str | None) -> str:
     arrays = ", ".join(f"%({c.name})b::{c.type.compile(dialect=dialect)}[]" for c in table.columns)
     head = (f"INSERT INTO {table.name} ({', '.join(cols)}) SELECT * FROM unnest({arrays}) "
             f"ON CONFLICT ({', '.join(keys)}) ")
-    if update is None:
-        return head + "DO NOTHING"
-    return head + "DO UPDATE SET " + (update or ", ".join(
-        f"{c} = excluded.{c}" for c in cols if c not in keys))
+    return head + _on_conflict(cols, keys, update)
 
 
 def _columns(table: Any, rows: list[dict[str, Any]]) -> dict[str, list[Any]]:
